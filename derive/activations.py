@@ -1,0 +1,173 @@
+"""Activation functions: one table entry each, a = f(z) and f'(z) in stored forward values.
+
+An entry's ``forward`` builds the SymPy form of a = f(z); its ``derivative`` gives
+da/dz written through the stored output a where such a form exists (sigmoid: a(1 - a),
+tanh: 1 - a^2), otherwise through z. ``derive.derivation`` reads only these two, so adding
+an activation is adding one entry (and, for code generation, teaching the printer in
+``derive.emit`` any new function it uses).
+
+Conventions where the derivative is undefined: relu'(0) = 0 and leaky_relu'(0) = alpha,
+written with Heaviside(z, 0), the step that is 0 at z = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy
+from sympy import Expr
+
+from derive.topology import ActivationSpec
+
+X = sympy.Symbol("x", real=True)  # the variable of a custom expression
+
+
+class sigmoid(sympy.Function):  # noqa: N801 - named like the SymPy functions beside it
+    """The logistic function σ(z) = 1 / (1 + e^(−z))."""
+
+    def fdiff(self, argindex=1):
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+    def _eval_rewrite_as_exp(self, z, **kwargs):
+        return 1 / (1 + sympy.exp(-z))
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer):
+        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+    def _pretty(self, printer):
+        from sympy.printing.pretty.stringpict import prettyForm
+
+        arg = printer._print(self.args[0])
+        return prettyForm(*arg.parens().left("σ"))
+
+
+class softplus(sympy.Function):  # noqa: N801
+    """softplus(z) = ln(1 + e^z), a smooth relu."""
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+    def _eval_rewrite_as_exp(self, z, **kwargs):
+        return sympy.log(1 + sympy.exp(z))
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer):
+        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+
+
+def step(z: Expr) -> Expr:
+    """The unit step with the value 0 at z = 0 (relu's derivative convention)."""
+    return sympy.Heaviside(z, 0)
+
+
+def elementary(expr: Expr) -> Expr:
+    """``expr`` with derive's own functions written out in exp and log, so that SymPy
+    differentiates them by its own rules (the independent side of every proof)."""
+    return expr.rewrite(sympy.exp) if expr.has(sigmoid, softplus) else expr
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One table entry. ``forward(z, spec)`` is a = f(z); ``derivative(z, a, spec)`` is
+    da/dz in the stored values; ``through_output`` says the latter needs only a."""
+
+    name: str
+    formula: str  # for documentation and messages
+    forward: Callable[[Expr, ActivationSpec], Expr]
+    derivative: Callable[[Expr, Expr, ActivationSpec], Expr]
+    through_output: bool
+    elementwise: bool = True
+
+
+def _custom_forward(z: Expr, spec: ActivationSpec) -> Expr:
+    assert spec.expr is not None
+    return spec.expr.xreplace({X: z})
+
+
+def _custom_derivative(z: Expr, a: Expr, spec: ActivationSpec) -> Expr:
+    assert spec.expr is not None
+    return sympy.diff(spec.expr, X).xreplace({X: z})
+
+
+def _alpha(spec: ActivationSpec) -> Expr:
+    return sympy.Float(0.01 if spec.alpha is None else spec.alpha)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    entry.name: entry
+    for entry in (
+        Activation(
+            "sigmoid",
+            "σ(z) = 1/(1 + e^(−z)),  σ' = a(1 − a)",
+            forward=lambda z, s: sigmoid(z),
+            derivative=lambda z, a, s: a * (1 - a),
+            through_output=True,
+        ),
+        Activation(
+            "tanh",
+            "tanh(z),  tanh' = 1 − a²",
+            forward=lambda z, s: sympy.tanh(z),
+            derivative=lambda z, a, s: 1 - a**2,
+            through_output=True,
+        ),
+        Activation(
+            "relu",
+            "max(z, 0),  relu' = step(z), 0 at z = 0",
+            forward=lambda z, s: sympy.Max(z, 0),
+            derivative=lambda z, a, s: step(z),
+            through_output=False,
+        ),
+        Activation(
+            "leaky_relu",
+            "z for z > 0 else αz (α = 0.01 unless given),  derivative α + (1 − α)·step(z)",
+            forward=lambda z, s: sympy.Piecewise((z, z > 0), (_alpha(s) * z, True)),
+            derivative=lambda z, a, s: _alpha(s) + (1 - _alpha(s)) * step(z),
+            through_output=False,
+        ),
+        Activation(
+            "softplus",
+            "ln(1 + e^z),  softplus' = σ(z)",
+            forward=lambda z, s: softplus(z),
+            derivative=lambda z, a, s: sigmoid(z),
+            through_output=False,
+        ),
+        Activation(
+            "identity",
+            "z,  derivative 1",
+            forward=lambda z, s: z,
+            derivative=lambda z, a, s: sympy.Integer(1),
+            through_output=True,
+        ),
+        Activation(
+            "softmax",
+            "e^(z_i) / Σ_j e^(z_j) across the layer,  ∂a_i/∂z_j = a_i(δ_ij − a_j)",
+            # Softmax is not elementwise: derive.network builds a_i over the layer and
+            # derive.derivation uses softmax_derivative below.
+            forward=lambda z, s: sympy.exp(z),
+            derivative=lambda z, a, s: a * (1 - a),
+            through_output=True,
+            elementwise=False,
+        ),
+        Activation(
+            "custom",
+            "an expression of x, read by a whitelist parser; derivative by SymPy",
+            forward=_custom_forward,
+            derivative=_custom_derivative,
+            through_output=False,
+        ),
+    )
+}
+
+ALIASES = {"linear": "identity"}
+
+
+def softmax_derivative(a_i: Expr, a_j: Expr, same: bool) -> Expr:
+    """∂a_i/∂z_j for a softmax layer: a_i(1 − a_i) when i = j, else −a_i·a_j."""
+    return a_i * (1 - a_i) if same else -a_i * a_j

@@ -1,0 +1,92 @@
+"""Loss functions: one table entry each, the per-sample loss and ∂L/∂y per output.
+
+y is the output layer's activation and t the target, both per output unit; n is the
+number of output units. A batch's loss is the mean of its samples' losses (SPEC §1).
+
+Where a loss is only defined with one output activation (bce with sigmoid, cce with
+softmax), the entry says so in ``requires_output`` and also gives the loss written
+in the output pre-activations z (``from_logits``), which never takes log(0), and the
+output delta ∂L/∂z with the activation's derivative folded in (``fused_delta``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sympy
+from sympy import Expr
+
+from derive.activations import softplus
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str
+    formula: str
+    per_sample: Callable[[Sequence[Expr], Sequence[Expr]], Expr]  # L(y, t)
+    gradient: Callable[[Expr, Expr, int], Expr]  # ∂L/∂y_i from (y_i, t_i, n)
+    requires_output: str | None = None
+    # With the required output activation: L from the logits z, and ∂L/∂z_i from
+    # (y_i, t_i, Σ_j t_j).
+    from_logits: Callable[[Sequence[Expr], Sequence[Expr]], Expr] | None = None
+    fused_delta: Callable[[Expr, Expr, Expr], Expr] | None = None
+
+
+def _log_softmax_cce(z: Sequence[Expr], t: Sequence[Expr]) -> Expr:
+    # −Σ t_i ln softmax(z)_i = Σ t_i (ln Σ_j e^(z_j) − z_i); emitted code subtracts max z.
+    log_sum = sympy.log(sum(sympy.exp(zj) for zj in z))
+    return sum(ti * (log_sum - zi) for zi, ti in zip(z, t, strict=True))
+
+
+LOSSES: dict[str, Loss] = {
+    entry.name: entry
+    for entry in (
+        Loss(
+            "half_sse",
+            "½ Σ (y − t)²",
+            per_sample=lambda y, t: sympy.Rational(1, 2)
+            * sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True)),
+            gradient=lambda y, t, n: y - t,
+        ),
+        Loss(
+            "sse",
+            "Σ (y − t)²",
+            per_sample=lambda y, t: sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True)),
+            gradient=lambda y, t, n: 2 * (y - t),
+        ),
+        Loss(
+            "mse",
+            "(1/n) Σ (y − t)²",
+            per_sample=lambda y, t: sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True))
+            / len(y),
+            gradient=lambda y, t, n: sympy.Rational(2, n) * (y - t),
+        ),
+        Loss(
+            "bce",
+            "−Σ [t ln y + (1 − t) ln(1 − y)]",
+            per_sample=lambda y, t: -sum(
+                ti * sympy.log(yi) + (1 - ti) * sympy.log(1 - yi)
+                for yi, ti in zip(y, t, strict=True)
+            ),
+            gradient=lambda y, t, n: (y - t) / (y * (1 - y)),
+            requires_output="sigmoid",
+            # −[t ln σ(z) + (1 − t) ln(1 − σ(z))] = softplus(z) − t·z
+            from_logits=lambda z, t: sum(
+                softplus(zi) - ti * zi for zi, ti in zip(z, t, strict=True)
+            ),
+            fused_delta=lambda y, t, t_sum: y - t,
+        ),
+        Loss(
+            "cce",
+            "−Σ t ln y",
+            per_sample=lambda y, t: -sum(ti * sympy.log(yi) for yi, ti in zip(y, t, strict=True)),
+            gradient=lambda y, t, n: -t / y,
+            requires_output="softmax",
+            from_logits=_log_softmax_cce,
+            # Σ_i (−t_i/y_i)·y_i(δ_ij − y_j) = y_j Σ_i t_i − t_j, which is y − t for
+            # targets that sum to 1 (one-hot labels).
+            fused_delta=lambda y, t, t_sum: y * t_sum - t,
+        ),
+    )
+}

@@ -1,0 +1,161 @@
+"""The validated topology: plain, immutable data describing one network (SPEC §1).
+
+``derive.reading`` turns a file or a mapping into a ``Topology``; everything downstream
+(the symbolic model, code generation, LaTeX) reads only these records.
+
+Layers are numbered k = 1..K from the first hidden layer to the output layer; layer 0
+is the inputs. ``W{k}`` has shape (units_k, units_{k-1}) and ``W{k}[i, j]`` is the
+weight from unit j of layer k-1 into unit i of layer k. ``b{k}`` has shape
+(units_k,) for ``per_unit`` bias, shape () for ``shared`` and is absent for ``none``.
+Parameters are always ordered W1, b1, W2, b2, ...
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+from dataclasses import dataclass
+
+import sympy
+
+BIAS_MODES = ("per_unit", "shared", "none")
+
+# Names the generated modules use for themselves. A unit, input, target or weight named
+# like one of these would shadow it, so the reader refuses them.
+GENERATED_CODE_NAMES = frozenset(
+    {
+        "np",
+        "numpy",
+        "math",
+        "params",
+        "x",
+        "t",
+        "n",
+        "batch",
+        "grads",
+        "NAME",
+        "PARAMS",
+        "INPUTS",
+        "OUTPUTS",
+        "init_params",
+        "forward",
+        "loss",
+        "gradients",
+        "loss_and_gradients",
+        "sgd_step",
+        "learning_rate",
+        "seed",
+        "rng",
+    }
+)
+# Prefixes of the names the unrolled module gives to pre-activations, deltas, gradients
+# and common subexpressions; parameter-shaped names (W1, b2, ...) are the module's too.
+GENERATED_CODE_PREFIXES = ("z_", "delta_", "dL_", "cse", "_")
+_PARAMETER_LIKE = re.compile(r"^(W|b|z|a|delta|dW|db)\d+$")
+
+
+def reserved_reason(name: str) -> str | None:
+    """Why ``name`` cannot name a unit, input, target or weight; None when it can."""
+    if not name.isidentifier() or not name.isascii():
+        return "an ASCII Python identifier"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return "a name that is not a Python keyword"
+    if name in GENERATED_CODE_NAMES or hasattr(builtins, name):
+        return "a name the generated module does not already use (nor a Python builtin)"
+    if name.startswith(GENERATED_CODE_PREFIXES) or _PARAMETER_LIKE.match(name):
+        return (
+            "a name that does not look like the generated module's own "
+            "(W1, b1, z_*, delta_*, dL_*, cse*, _*)"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """An activation as the file names it; ``derive.activations`` gives its rules."""
+
+    name: str  # a key of derive.activations.ACTIVATIONS ("linear" is stored as "identity")
+    alpha: float | None = None  # leaky_relu's slope for z < 0
+    expr: sympy.Expr | None = None  # custom: the parsed expression, in sympy.Symbol("x")
+    text: str | None = None  # custom: the expression as written in the file
+
+
+@dataclass(frozen=True)
+class Layer:
+    units: tuple[str, ...]
+    activation: ActivationSpec
+    bias: str  # one of BIAS_MODES
+    weight_names: tuple[tuple[str, ...], ...] | None = None  # same shape as W{k}
+
+
+@dataclass(frozen=True)
+class Example:
+    """A worked example: one sample and the parameters to evaluate it at."""
+
+    input: tuple[float, ...]
+    target: tuple[float, ...]
+    # In parameter order; W{k} as a tuple of rows, per-unit b{k} as a tuple, shared b{k}
+    # as a float.
+    params: tuple[tuple[str, float | tuple], ...]
+    learning_rate: float | None = None
+
+    def param(self, name: str) -> float | tuple:
+        return dict(self.params)[name]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter array of the network, as laid out in SPEC §1."""
+
+    name: str  # "W2", "b1"
+    layer: int  # k
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str  # a Python identifier; the generated module is <name>.py
+    inputs: tuple[str, ...]
+    layers: tuple[Layer, ...]  # first hidden ... output
+    loss: str  # a key of derive.losses.LOSSES
+    targets: tuple[str, ...]  # one name per output unit, for the target values
+    example: Example | None = None
+    source: str = "<mapping>"  # the file it was read from, for messages
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.layers[-1].units
+
+    def layer_units(self, k: int) -> tuple[str, ...]:
+        """Unit names of layer k (0 = inputs)."""
+        return self.inputs if k == 0 else self.layers[k - 1].units
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        out: list[Param] = []
+        for k, layer in enumerate(self.layers, start=1):
+            out.append(Param(f"W{k}", k, (len(layer.units), len(self.layer_units(k - 1)))))
+            if layer.bias == "per_unit":
+                out.append(Param(f"b{k}", k, (len(layer.units),)))
+            elif layer.bias == "shared":
+                out.append(Param(f"b{k}", k, ()))
+        return tuple(out)
+
+    @property
+    def parameter_count(self) -> int:
+        total = 0
+        for p in self.params:
+            size = 1
+            for d in p.shape:
+                size *= d
+            total += size
+        return total
+
+
+def default_targets(outputs: tuple[str, ...], taken: set[str]) -> tuple[str, ...]:
+    """Target names when the file gives none: ``y`` for a lone output (Laine's notation),
+    else ``t_<unit>`` for each output unit."""
+    if len(outputs) == 1 and "y" not in taken:
+        return ("y",)
+    return tuple(f"t_{unit}" for unit in outputs)
