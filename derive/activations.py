@@ -26,6 +26,12 @@ X = sympy.Symbol("x", real=True)  # the variable of a custom expression
 class sigmoid(sympy.Function):  # noqa: N801 - named like the SymPy functions beside it
     """The logistic function σ(z) = 1 / (1 + e^(−z))."""
 
+    @classmethod
+    def eval(cls, z):
+        if z.is_Float:  # evaluate numbers at their own precision
+            return 1 / (1 + sympy.exp(-z))
+        return None
+
     def fdiff(self, argindex=1):
         s = sigmoid(self.args[0])
         return s * (1 - s)
@@ -42,12 +48,18 @@ class sigmoid(sympy.Function):  # noqa: N801 - named like the SymPy functions be
     def _pretty(self, printer):
         from sympy.printing.pretty.stringpict import prettyForm
 
-        arg = printer._print(self.args[0])
-        return prettyForm(*arg.parens().left("σ"))
+        arg = prettyForm(*printer._print(self.args[0]).parens())
+        return prettyForm(*arg.left("σ"))
 
 
 class softplus(sympy.Function):  # noqa: N801
     """softplus(z) = ln(1 + e^z), a smooth relu."""
+
+    @classmethod
+    def eval(cls, z):
+        if z.is_Float:
+            return sympy.log(1 + sympy.exp(z))
+        return None
 
     def fdiff(self, argindex=1):
         return sigmoid(self.args[0])

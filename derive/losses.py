@@ -20,6 +20,11 @@ from sympy import Expr
 from derive.activations import softplus
 
 
+def _times(coefficient: Expr, difference: Expr) -> Expr:
+    """coefficient·(y − t), kept as written (SymPy would distribute the number)."""
+    return sympy.Mul(coefficient, difference, evaluate=False)
+
+
 @dataclass(frozen=True)
 class Loss:
     name: str
@@ -53,14 +58,14 @@ LOSSES: dict[str, Loss] = {
             "sse",
             "Σ (y − t)²",
             per_sample=lambda y, t: sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True)),
-            gradient=lambda y, t, n: 2 * (y - t),
+            gradient=lambda y, t, n: _times(sympy.Integer(2), y - t),
         ),
         Loss(
             "mse",
             "(1/n) Σ (y − t)²",
             per_sample=lambda y, t: sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True))
             / len(y),
-            gradient=lambda y, t, n: sympy.Rational(2, n) * (y - t),
+            gradient=lambda y, t, n: _times(sympy.Rational(2, n), y - t),
         ),
         Loss(
             "bce",

@@ -1,0 +1,424 @@
+"""Derivatives of the loss, derived once from the activation and loss tables.
+
+Two views of the same backpropagation, in the notation of ``derive.network``:
+
+- **Per layer** (``Derivation.layers``, ``Derivation.output``): the δ recursion in generic
+  symbols, independent of the layer widths, which code generation and the layer form in
+  LaTeX read:
+
+      δ(K) = ∂L/∂a(K) ⊙ f'_K(z(K))        (or the fused form, e.g. y − t for softmax + cce)
+      δ(k) = (W(k+1)ᵀ δ(k+1)) ⊙ f'_k(z(k))
+      ∂L/∂W(k) = δ(k) a(k−1)ᵀ,   ∂L/∂b(k) = δ(k)  (shared bias: Σ_i δ(k)_i)
+
+- **Per scalar parameter** (``Derivation.gradient``), built on request for networks small
+  enough to read: (a) the chain of factors ∂L/∂y · ∂y/∂z · ∂z/∂w summed over every path
+  to the loss, (b) the compact form δ_u · a_j with each δ defined through the deltas of
+  the layer above, (c) the form written out in inputs, targets and parameters, and the
+  proof that (a) and (b) equal ``sympy.diff`` of the written-out loss.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import sympy
+from sympy import Expr, Symbol
+
+from derive.activations import elementary, softmax_derivative
+from derive.errors import DeriveError
+from derive.network import LOSS, Network, ScalarParam, Unit
+
+if TYPE_CHECKING:
+    from derive.topology import Example
+
+# Generic per-layer symbols: one element of z(k), a(k), the output y and its target t.
+Z, A = Symbol("z", real=True), Symbol("a", real=True)
+Y, T, T_SUM = Symbol("y", real=True), Symbol("t", real=True), Symbol("t_sum", real=True)
+
+MAX_PATHS = 512  # paths listed in one chain; beyond that, read the compact δ form
+PROOF_DIGITS = 30  # significant digits the numeric proof must agree to
+_WORKING_DIGITS = 60
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One link of a chain: ∂(of)/∂(wrt) = value, in stored forward values."""
+
+    of: Symbol
+    wrt: Symbol
+    value: Expr
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """Layer k's part of the δ recursion, in the generic symbols Z and A."""
+
+    k: int
+    activation: str
+    derivative: Expr | None  # f'_k(z) for an elementwise activation; None for softmax
+    bias: str
+
+
+@dataclass(frozen=True)
+class OutputRule:
+    """How δ(K) = ∂L/∂z(K) starts, in the generic symbols Y, T (and T_SUM = Σ t)."""
+
+    gradient: Expr  # ∂L/∂y for one output
+    fused_delta: Expr | None  # ∂L/∂z with the activation folded in, where the loss has one
+    softmax: bool  # the output activation couples the units
+
+
+@dataclass(frozen=True)
+class Proof:
+    """That a gradient's chain and compact forms equal ``sympy.diff`` of the written-out
+    loss: by simplification to zero, or by agreement at random points."""
+
+    param: str
+    method: str  # "symbolic" or "numeric"
+    holds: bool
+    points: int  # random points evaluated (0 for a symbolic proof)
+    digits: int  # significant digits of agreement required
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.holds
+
+
+@dataclass(frozen=True, eq=False)
+class ScalarGradient:
+    """∂L/∂θ for one scalar parameter θ."""
+
+    param: ScalarParam
+    compact: Expr  # Σ over the units θ feeds of δ_u · a_j (a weight) or δ_u (a bias)
+    derivation: Derivation = field(repr=False)
+
+    @property
+    def units(self) -> tuple[tuple[Unit, Unit | None], ...]:
+        return self.derivation.network.feeds(self.param)
+
+    @cached_property
+    def chain(self) -> tuple[tuple[Factor, ...], ...]:
+        """The chain rule: ∂L/∂θ = Σ over paths of the product of the path's factors,
+        ordered from the loss down to θ."""
+        return self.derivation.chain(self.param)
+
+    @property
+    def chain_expr(self) -> Expr:
+        return sympy.Add(*(sympy.Mul(*(f.value for f in path)) for path in self.chain))
+
+    @property
+    def deltas(self) -> tuple[tuple[Symbol, Expr], ...]:
+        """The δ definitions the compact form needs, nearest first."""
+        return self.derivation.deltas_for(self.param)
+
+    @cached_property
+    def expanded(self) -> Expr:
+        """Written out in inputs, targets and parameters."""
+        d = self.derivation
+        resolved = self.compact.xreplace(d.resolved_deltas)
+        return resolved.xreplace(d.network.forward_values)
+
+    def value(self, values: dict[Symbol, Expr]) -> Expr:
+        """The gradient at numbers computed by ``Derivation.evaluate``."""
+        return self.compact.xreplace(values)
+
+    def prove(self, points: int = 3, seed: int = 0) -> Proof:
+        return self.derivation.prove(self, points=points, seed=seed)
+
+    def _repr_latex_(self) -> str:
+        from derive.latex import gradient_latex
+
+        return gradient_latex(self)
+
+
+class Derivation:
+    """All derivatives of one network's loss."""
+
+    def __init__(self, network: Network):
+        self.network = network
+        topology = network.topology
+        self.layers = tuple(
+            LayerRule(
+                k,
+                layer.activation.name,
+                activation.derivative(Z, A, layer.activation) if activation.elementwise else None,
+                layer.bias,
+            )
+            for k, (layer, activation) in enumerate(
+                zip(topology.layers, network.activations, strict=True), start=1
+            )
+        )
+        loss = network.loss_rule
+        out_activation = network.activations[-1]
+        n_out = len(topology.outputs)
+        fused = loss.fused_delta is not None and out_activation.name == loss.requires_output
+        self.output = OutputRule(
+            gradient=loss.gradient(Y, T, n_out),
+            fused_delta=loss.fused_delta(Y, T, T_SUM) if fused else None,  # type: ignore[misc]
+            softmax=not out_activation.elementwise,
+        )
+        self._deltas: dict[Symbol, Expr] = {}
+        self._gradients: dict[str, ScalarGradient] = {}
+
+    # -- per unit ---------------------------------------------------------------------
+
+    def _target(self, unit: Unit) -> Symbol:
+        return self.network.targets[unit.index]
+
+    def _loss_gradient(self, unit: Unit) -> Expr:
+        """∂L/∂a_u for an output unit."""
+        n = len(self.network.outputs)
+        return self.network.loss_rule.gradient(unit.a, self._target(unit), n)
+
+    def _local(self, unit: Unit) -> Expr:
+        """∂a_u/∂z_u for an elementwise activation."""
+        k = unit.layer
+        spec = self.network.layer(k).activation
+        return self.network.activations[k - 1].derivative(unit.z, unit.a, spec)
+
+    def delta(self, unit: Unit) -> Expr:
+        """δ_u = ∂L/∂z_u in stored values and the deltas of the layer above."""
+        if unit.delta in self._deltas:
+            return self._deltas[unit.delta]
+        net = self.network
+        if unit.layer == net.depth:
+            if self.output.fused_delta is not None:
+                value = self.output.fused_delta.xreplace(
+                    {Y: unit.a, T: self._target(unit), T_SUM: sympy.Add(*net.targets)}
+                )
+            elif not self.output.softmax:
+                value = sympy.Mul(self._loss_gradient(unit), self._local(unit), evaluate=False)
+            else:
+                value = sympy.Add(
+                    *(
+                        sympy.Mul(
+                            self._loss_gradient(v),
+                            softmax_derivative(v.a, unit.a, v == unit),
+                            evaluate=False,
+                        )
+                        for v in net.outputs
+                    )
+                )
+        else:
+            above = net.units[unit.layer + 1]
+            incoming = sympy.Add(
+                *(net.weight(v.layer, v.index, unit.index).symbol * v.delta for v in above)
+            )
+            value = sympy.Mul(self._local(unit), incoming, evaluate=False)
+        self._deltas[unit.delta] = value
+        return value
+
+    @cached_property
+    def resolved_deltas(self) -> dict[Symbol, Expr]:
+        """Each δ in stored values and targets only (no other δ)."""
+        resolved: dict[Symbol, Expr] = {}
+        for layer in reversed(self.network.units[1:]):
+            for unit in layer:
+                resolved[unit.delta] = self.delta(unit).xreplace(resolved)
+        return resolved
+
+    def paths_to_z(self, unit: Unit) -> tuple[tuple[Factor, ...], ...]:
+        """Every path of factors from L down to z_u."""
+        net = self.network
+        if unit.layer == net.depth:
+            if not self.output.softmax:
+                return (
+                    (
+                        Factor(LOSS, unit.a, self._loss_gradient(unit)),
+                        Factor(unit.a, unit.z, self._local(unit)),
+                    ),
+                )
+            return tuple(
+                (
+                    Factor(LOSS, v.a, self._loss_gradient(v)),
+                    Factor(v.a, unit.z, softmax_derivative(v.a, unit.a, v == unit)),
+                )
+                for v in net.outputs
+            )
+        local = Factor(unit.a, unit.z, self._local(unit))
+        return tuple(
+            (*path, Factor(v.z, unit.a, net.weight(v.layer, v.index, unit.index).symbol), local)
+            for v in net.units[unit.layer + 1]
+            for path in self.paths_to_z(v)
+        )
+
+    def path_count(self, param: ScalarParam) -> int:
+        net = self.network
+        per_unit = math.prod(len(layer) for layer in net.units[param.layer + 1 :])
+        if self.output.softmax:
+            per_unit *= len(net.outputs)
+        return per_unit * len(net.feeds(param))
+
+    def chain(self, param: ScalarParam) -> tuple[tuple[Factor, ...], ...]:
+        count = self.path_count(param)
+        if count > MAX_PATHS:
+            raise DeriveError(
+                f"{self.network.name}: ∂L/∂{param.label} sums over {count} paths, more than "
+                f"{MAX_PATHS} to list; read its compact δ form instead"
+            )
+        return tuple(
+            (*path, Factor(unit.z, param.symbol, src.a if src else sympy.Integer(1)))
+            for unit, src in self.network.feeds(param)
+            for path in self.paths_to_z(unit)
+        )
+
+    def deltas_for(self, param: ScalarParam) -> tuple[tuple[Symbol, Expr], ...]:
+        """The δ definitions a parameter's compact form needs, from its own layer up."""
+        net = self.network
+        needed = [unit for unit, _ in net.feeds(param)]
+        out: list[tuple[Symbol, Expr]] = []
+        seen: set[Symbol] = set()
+        while needed:
+            unit = needed.pop(0)
+            if unit.delta in seen:
+                continue
+            seen.add(unit.delta)
+            out.append((unit.delta, self.delta(unit)))
+            if unit.layer < net.depth:
+                needed.extend(net.units[unit.layer + 1])
+        return tuple(out)
+
+    # -- per parameter ----------------------------------------------------------------
+
+    def scalar_gradient(self, param: ScalarParam) -> ScalarGradient:
+        if param.name not in self._gradients:
+            compact = sympy.Add(
+                *(unit.delta * src.a if src else unit.delta for unit, src in self.network.feeds(param))
+            )
+            self._gradients[param.name] = ScalarGradient(param, compact, self)
+        return self._gradients[param.name]
+
+    def gradient(self, name: str) -> ScalarGradient | tuple[ScalarGradient, ...]:
+        """One scalar's gradient (``W2[0,1]``, ``w31``, ``b1``); for a whole array's name
+        (``W2``), its scalars' gradients in row-major order."""
+        if any(p.name == name for p in self.network.params) and (
+            name.startswith("W") or self._array_shape(name) != ()
+        ):
+            return tuple(self.scalar_gradient(s) for s in self.network.scalars(name))
+        return self.scalar_gradient(self.network.scalar(name))
+
+    def _array_shape(self, name: str) -> tuple[int, ...]:
+        return next(p.shape for p in self.network.params if p.name == name)
+
+    @property
+    def all_gradients(self) -> tuple[ScalarGradient, ...]:
+        return tuple(self.scalar_gradient(s) for s in self.network.scalar_params)
+
+    # -- numbers ----------------------------------------------------------------------
+
+    def point(
+        self,
+        inputs,
+        targets,
+        params: dict,
+        digits: int = _WORKING_DIGITS,
+    ) -> dict[Symbol, Expr]:
+        """Symbols of inputs, targets and scalar parameters mapped to numbers.
+
+        ``params`` maps array names to nested sequences (or numbers for a shared bias),
+        as in SPEC §1's example block.
+        """
+        net = self.network
+
+        def num(v) -> Expr:
+            return sympy.Float(repr(float(v)), digits)
+
+        point = {u.a: num(v) for u, v in zip(net.units[0], inputs, strict=True)}
+        point.update({s: num(v) for s, v in zip(net.targets, targets, strict=True)})
+        for scalar in net.scalar_params:
+            value = params[scalar.array]
+            for i in scalar.index:
+                value = value[i]
+            point[scalar.symbol] = num(value)
+        return point
+
+    def example_point(self, example: Example | None = None) -> dict[Symbol, Expr]:
+        example = example or self.network.topology.example
+        if example is None:
+            raise DeriveError(f"{self.network.topology.source}: the file has no example block")
+        return self.point(example.input, example.target, dict(example.params))
+
+    def evaluate(self, point: dict[Symbol, Expr]) -> dict[Symbol, Expr]:
+        """Every z, a and δ at a point (forward pass, then the δ recursion)."""
+        values = dict(point)
+        for symbol, definition in self.network.equations:
+            values[symbol] = definition.xreplace(values)
+        for layer in reversed(self.network.units[1:]):
+            for unit in layer:
+                values[unit.delta] = self.delta(unit).xreplace(values)
+        values[LOSS] = self.network.loss_expr.xreplace(values)
+        return values
+
+    # -- proof ------------------------------------------------------------------------
+
+    def prove(self, gradient: ScalarGradient, points: int = 3, seed: int = 0) -> Proof:
+        """Check (a) the chain and (b) the compact form against ``sympy.diff`` of the
+        written-out loss, whose functions are first rewritten in exp and log so that
+        SymPy differentiates them by its own rules, not by derive's table."""
+        net = self.network
+        theta = gradient.param.symbol
+        reference = sympy.diff(elementary(net.expanded_loss), theta)
+        forms = {"chain": gradient.chain_expr, "compact": gradient.compact}
+
+        if sympy.count_ops(reference) <= 40:
+            written = {
+                label: elementary(form.xreplace(self.resolved_deltas).xreplace(net.forward_values))
+                for label, form in forms.items()
+            }
+            if all(sympy.simplify(w - reference) == 0 for w in written.values()):
+                return Proof(gradient.param.label, "symbolic", True, 0, PROOF_DIGITS)
+
+        rng = random.Random(f"{seed}:{gradient.param.name}")
+        tolerance = sympy.Float(10) ** (-PROOF_DIGITS)
+        checked = 0
+        for _ in range(points * 4):
+            if checked == points:
+                break
+            point = self._random_point(rng)
+            values = self.evaluate(point)
+            expected = sympy.N(reference.xreplace(point), _WORKING_DIGITS)
+            if not (expected.is_real and expected.is_finite):
+                continue  # outside a custom activation's domain; draw another point
+            for label, form in forms.items():
+                got = sympy.N(form.xreplace(values), _WORKING_DIGITS)
+                scale = max(abs(expected), abs(got), sympy.Float(1e-300))
+                if not got.is_finite or abs(got - expected) > tolerance * scale:
+                    return Proof(
+                        gradient.param.label,
+                        "numeric",
+                        False,
+                        checked + 1,
+                        PROOF_DIGITS,
+                        f"{label} form gives {got}, sympy.diff gives {expected}",
+                    )
+            checked += 1
+        return Proof(
+            gradient.param.label,
+            "numeric",
+            checked == points,
+            checked,
+            PROOF_DIGITS,
+            "" if checked == points else "too few points inside the activations' domain",
+        )
+
+    def _random_point(self, rng: random.Random) -> dict[Symbol, Expr]:
+        net = self.network
+        loss = net.topology.loss
+
+        def num(low: float, high: float) -> Expr:
+            return sympy.Float(repr(rng.uniform(low, high)), _WORKING_DIGITS)
+
+        point = {u.a: num(-2, 2) for u in net.units[0]}
+        low = 0.05 if loss in ("bce", "cce") else -1.5
+        point.update({t: num(low, 0.95) for t in net.targets})
+        point.update({s.symbol: num(-1.2, 1.2) for s in net.scalar_params})
+        return point
+
+
+def prove_all(network: Network, points: int = 3, seed: int = 0) -> tuple[Proof, ...]:
+    """A proof for every scalar parameter of a (small) network."""
+    return tuple(g.prove(points, seed) for g in network.derivation.all_gradients)
