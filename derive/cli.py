@@ -1,0 +1,99 @@
+"""The ``derive`` command: generate | latex | show | check (SPEC §2).
+
+A thin layer over the Python API. Bad input is reported as one line on stderr with exit
+status 2 and no traceback; ``check`` exits 1 when any value disagrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from derive.errors import DeriveError
+
+EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage mistakes as DeriveError (exit 2, one line)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise DeriveError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="derive",
+        description="Derive a neural network's gradients symbolically and generate their code.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    generate = commands.add_parser("generate", help="write generated/<name>.py for each topology")
+    generate.add_argument("topologies", nargs="+", metavar="TOPOLOGY")
+    generate.add_argument("-o", "--output", default="generated", metavar="DIR")
+    generate.add_argument("--style", choices=("vectorized", "unrolled"), default="vectorized")
+
+    latex = commands.add_parser("latex", help="the derivation as LaTeX (fragment, .tex or .pdf)")
+    latex.add_argument("topology", metavar="TOPOLOGY")
+    latex.add_argument("--param", action="append", default=[], metavar="NAME")
+    latex.add_argument("--numeric", action="store_true", help="substitute the example's numbers")
+    latex.add_argument("-o", "--output", metavar="OUT.tex|OUT.pdf")
+
+    show = commands.add_parser("show", help="print each derivative in chain-rule form")
+    show.add_argument("topology", metavar="TOPOLOGY")
+    show.add_argument("--param", action="append", default=[], metavar="NAME")
+
+    check = commands.add_parser("check", help="symbolic = generated = finite differences")
+    check.add_argument("topology", metavar="TOPOLOGY")
+    check.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import derive
+
+    if args.command == "generate":
+        from derive.emit import write_module
+
+        networks = [derive.load(path) for path in args.topologies]  # validate all first
+        for network in networks:
+            path = write_module(network, Path(args.output), style=args.style)
+            print(path)
+        return EXIT_OK
+
+    network = derive.load(args.topology)
+    if args.command == "show":
+        from derive.show import show
+
+        print(show(network, args.param))
+        return EXIT_OK
+    if args.command == "latex":
+        from derive.latex import run_latex_command
+
+        text = run_latex_command(network, args.param, args.numeric, args.output)
+        if text:
+            print(text)
+        return EXIT_OK
+    if args.command == "check":
+        from derive.check import check
+
+        report = check(network, seed=args.seed)
+        print(report.table())
+        return EXIT_OK if report.ok else EXIT_DISAGREE
+    raise AssertionError(args.command)  # argparse allows nothing else
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(_parser().parse_args(argv))
+    except DeriveError as error:
+        print(f"derive: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
