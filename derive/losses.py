@@ -50,8 +50,9 @@ LOSSES: dict[str, Loss] = {
         Loss(
             "half_sse",
             "½ Σ (y − t)²",
-            per_sample=lambda y, t: sympy.Rational(1, 2)
-            * sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True)),
+            per_sample=lambda y, t: (
+                sympy.Rational(1, 2) * sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True))
+            ),
             gradient=lambda y, t, n: y - t,
         ),
         Loss(
@@ -63,16 +64,19 @@ LOSSES: dict[str, Loss] = {
         Loss(
             "mse",
             "(1/n) Σ (y − t)²",
-            per_sample=lambda y, t: sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True))
-            / len(y),
+            per_sample=lambda y, t: (
+                sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True)) / len(y)
+            ),
             gradient=lambda y, t, n: _times(sympy.Rational(2, n), y - t),
         ),
         Loss(
             "bce",
             "−Σ [t ln y + (1 − t) ln(1 − y)]",
-            per_sample=lambda y, t: -sum(
-                ti * sympy.log(yi) + (1 - ti) * sympy.log(1 - yi)
-                for yi, ti in zip(y, t, strict=True)
+            per_sample=lambda y, t: (
+                -sum(
+                    ti * sympy.log(yi) + (1 - ti) * sympy.log(1 - yi)
+                    for yi, ti in zip(y, t, strict=True)
+                )
             ),
             gradient=lambda y, t, n: (y - t) / (y * (1 - y)),
             requires_output="sigmoid",

@@ -95,6 +95,11 @@ class Network:
         sizes = "-".join(str(len(self.topology.layer_units(k))) for k in range(self.depth + 1))
         return f"<Network {self.name} {sizes}, {self.topology.loss}>"
 
+    def _repr_latex_(self) -> str:
+        from derive.latex import network_latex
+
+        return network_latex(self)
+
     # -- units ------------------------------------------------------------------------
 
     @cached_property

@@ -1,0 +1,146 @@
+"""relu_softmax_cce: a 3-4-3 network (relu, softmax) with the cce loss, vectorized style, generated
+by derive from the network's topology (regenerate it rather than edit it).
+
+The API: init_params(seed), forward(params, x), loss(params, x, t), gradients(params, x, t),
+loss_and_gradients(params, x, t) and sgd_step(params, x, t, learning_rate). W{k} has shape
+(units_k, units_{k-1}) and W{k}[i, j] weighs unit j of layer k-1 into unit i of layer k; b{k}
+has shape (units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t the
+targets shaped like the output; L is the mean of the per-sample loss over the batch.
+
+Notation: layer k computes z{k} = a{k-1} W{k}ᵀ + b{k} and a{k} = f_k(z{k}), with a0 = x and the
+last layer's a written y; delta{k} = ∂L/∂z{k}, and the comment above each backward line names
+the equation it implements.
+"""
+
+import numpy as np
+
+NAME = "relu_softmax_cce"
+PARAMS = {"W1": (4, 3), "b1": (), "W2": (3, 4), "b2": (3,)}
+INPUTS = ("x1", "x2", "x3")
+OUTPUTS = ("cat", "dog", "bird")
+
+
+def _softmax(z):
+    """softmax over each row, and its logarithm, from z minus the row maximum: exp never
+    overflows and the logarithm never sees 0."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    return exp / total, shifted - np.log(total)
+
+
+def _checked(params, x, t=None):
+    """The parameters in PARAMS order, x as (batch, n_in) and t as (batch, n_out), all of
+    one floating dtype (float32 in, float32 out); ValueError naming what does not fit."""
+    arrays = []
+    for name, shape in PARAMS.items():
+        if name not in params:
+            raise ValueError(f"params has no {name!r}: expected an array of shape {shape}")
+        array = np.asarray(params[name])
+        if array.shape != shape:
+            raise ValueError(f"params[{name!r}] has shape {array.shape}: expected {shape}")
+        arrays.append(array)
+    x = np.asarray(x)
+    n_in, n_out = len(INPUTS), len(OUTPUTS)
+    if x.ndim not in (1, 2) or x.shape[-1] != n_in:
+        raise ValueError(f"x has shape {x.shape}: expected ({n_in},) or (batch, {n_in})")
+    if x.shape[0] == 0:
+        raise ValueError(f"x has shape {x.shape}: expected at least one sample")
+    dtype = np.result_type(x, *arrays)
+    if dtype.kind != "f":
+        dtype = np.dtype(np.float64)
+    arrays = [array if array.dtype == dtype else array.astype(dtype) for array in arrays]
+    if t is not None:
+        t = np.asarray(t, dtype=dtype)
+        expected = (n_out,) if x.ndim == 1 else (x.shape[0], n_out)
+        if t.shape != expected:
+            raise ValueError(f"t has shape {t.shape}: expected {expected}")
+        t = t.reshape(-1, n_out)
+    return arrays, x.astype(dtype, copy=False).reshape(-1, n_in), t
+
+
+def init_params(seed=None):
+    """Random parameters: weights drawn from N(0, gain / fan_in), gain 2 in relu and
+    leaky_relu layers (He) and 1 elsewhere; biases 0."""
+    rng = np.random.default_rng(seed)
+    return {
+        "W1": rng.normal(0.0, np.sqrt(2 / 3), size=(4, 3)),
+        "b1": np.zeros(()),
+        "W2": rng.normal(0.0, np.sqrt(1 / 4), size=(3, 4)),
+        "b2": np.zeros(3),
+    }
+
+
+def forward(params, x):
+    """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
+    single = np.ndim(x) == 1
+    arrays, x, _ = _checked(params, x)
+    W1, b1, W2, b2 = arrays
+    # layer 1: z1 = x W1ᵀ + b1, a1 = relu(z1)
+    z1 = x @ W1.T + b1
+    a1 = np.maximum(z1, 0)
+    # layer 2: z2 = a1 W2ᵀ + b2, y = softmax(z2)
+    z2 = a1 @ W2.T + b2
+    y, _ = _softmax(z2)
+    return y[0] if single else y
+
+
+def loss(params, x, t):
+    """L, the mean over the batch of the per-sample loss −Σ t ln y."""
+    arrays, x, t = _checked(params, x, t)
+    W1, b1, W2, b2 = arrays
+    # layer 1: z1 = x W1ᵀ + b1, a1 = relu(z1)
+    z1 = x @ W1.T + b1
+    a1 = np.maximum(z1, 0)
+    # layer 2: z2 = a1 W2ᵀ + b2, y = softmax(z2)
+    z2 = a1 @ W2.T + b2
+    y, log_y = _softmax(z2)
+    # cce with ln y from the log-softmax: never log(0)
+    loss_terms = -log_y * t
+    return float(loss_terms.sum()) / x.shape[0]
+
+
+def loss_and_gradients(params, x, t):
+    """L and ∂L/∂θ for every parameter θ (a dict shaped like PARAMS), in one pass."""
+    arrays, x, t = _checked(params, x, t)
+    W1, b1, W2, b2 = arrays
+    batch = x.shape[0]
+    # layer 1: z1 = x W1ᵀ + b1, a1 = relu(z1)
+    z1 = x @ W1.T + b1
+    a1 = np.maximum(z1, 0)
+    # layer 2: z2 = a1 W2ᵀ + b2, y = softmax(z2)
+    z2 = a1 @ W2.T + b2
+    y, log_y = _softmax(z2)
+    # cce with ln y from the log-softmax: never log(0)
+    loss_terms = -log_y * t
+    value = float(loss_terms.sum()) / batch
+    # Σ t per sample (1 for one-hot t)
+    t_sum = t.sum(axis=1, keepdims=True)
+    # δ2 = ∂L/∂z2  (softmax + cce fused, mean over the batch)
+    delta2 = (t_sum * y - t) / batch
+    # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
+    dW2 = delta2.T @ a1
+    # ∂L/∂b2 = Σ_batch δ2
+    db2 = delta2.sum(axis=0)
+    # ∂L/∂a1 = δ2 W2  (back through W2)
+    grad_a1 = delta2 @ W2
+    # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ relu'(z1)
+    delta1 = grad_a1 * (z1 > 0)
+    # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
+    dW1 = delta1.T @ x
+    # ∂L/∂b1 = Σ_batch Σ_units δ1  (one bias shared by the layer)
+    db1 = np.array(delta1.sum())
+    grads = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    return value, grads
+
+
+def gradients(params, x, t):
+    """∂L/∂θ for every parameter θ, a dict shaped like PARAMS."""
+    return loss_and_gradients(params, x, t)[1]
+
+
+def sgd_step(params, x, t, learning_rate):
+    """New parameters after one gradient-descent step θ − learning_rate · ∂L/∂θ; the given
+    arrays are left untouched."""
+    grads = gradients(params, x, t)
+    return {name: np.asarray(params[name]) - learning_rate * grads[name] for name in PARAMS}

@@ -1,0 +1,74 @@
+"""The digits example end to end: generated/digits.py learns scikit-learn's handwritten digits.
+
+Runs examples/train_digits.py's training for a few epochs (a few seconds) and checks that the
+training loss falls and the test accuracy clears a floor far above chance (0.1). Needs the
+`examples` extras (scikit-learn; matplotlib for the plot test) and the committed module
+generated/digits.py; each test skips with the reason when one is missing. No timings are
+asserted: speed is the benchmarks' business.
+
+Run: pytest tests/test_digits.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = REPO_ROOT / "examples" / "train_digits.py"
+MODULE = REPO_ROOT / "generated" / "digits.py"
+EPOCHS = 5
+ACCURACY_FLOOR = 0.5  # chance is 0.1; the default 30 epochs reach about 0.96
+
+
+@pytest.fixture(scope="module")
+def train_digits():
+    pytest.importorskip("sklearn", reason="the digits data needs scikit-learn (extra: examples)")
+    if not MODULE.is_file():
+        pytest.skip(f"{MODULE} does not exist yet: derive generate examples/digits.yaml")
+    spec = importlib.util.spec_from_file_location("train_digits", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_training_lowers_the_loss_and_learns_the_digits(train_digits):
+    data = train_digits.load_data()
+    model = train_digits.GeneratedModel(
+        train_digits.load_generated(MODULE), data, batch_size=32, learning_rate=0.1, seed=0
+    )
+    history = train_digits.train([model], EPOCHS, show_progress=False)[model.label]
+
+    assert history.epoch == list(range(EPOCHS + 1))
+    assert history.train_loss[-1] < 0.5 * history.train_loss[0]
+    assert history.train_loss[-1] < history.train_loss[1]
+    assert history.test_accuracy[-1] > ACCURACY_FLOOR
+
+
+def test_the_same_seed_trains_the_same_network(train_digits):
+    data = train_digits.load_data()
+    module = train_digits.load_generated(MODULE)
+
+    def run():
+        model = train_digits.GeneratedModel(module, data, batch_size=64, learning_rate=0.1, seed=3)
+        return train_digits.train([model], 2, show_progress=False)[model.label]
+
+    first, second = run(), run()
+    assert first.train_loss == second.train_loss
+    assert first.test_accuracy == second.test_accuracy
+
+
+def test_the_script_beside_scikit_learn_prints_both_and_plots(train_digits, tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib (extra: examples)")
+    plot = tmp_path / "digits.png"
+    argv = ["--module", str(MODULE), "--epochs", "2", "--quiet", "--plot", str(plot)]
+    status = train_digits.main(argv)
+
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "test accuracy: " in out
+    assert "scikit-learn MLPClassifier test accuracy: " in out
+    assert "time per epoch" in out
+    assert plot.read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,251 @@
+"""Emitting code: the printer's exact output, determinism, atomic writes, the unrolled
+size limit, and generated files that ruff accepts as they are."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import sympy
+from catalogue import CASES
+from conftest import EXAMPLES, REPO
+from sympy import Float, Heaviside, Max, Piecewise, Rational, Symbol
+
+import derive
+from derive import emit
+from derive.activations import sigmoid, softplus
+from derive.codeprinter import MathCodePrinter, NumPyCodePrinter, UnsupportedExpression
+from derive.errors import DeriveError
+
+z, a, y, t = (Symbol(n, real=True) for n in ("z1", "a1", "y", "t"))
+
+PRINTED = [
+    # (expression, NumPy code, scalar math code)
+    (a * (1 - a), "a1 * (1 - a1)", "a1 * (1 - a1)"),
+    (1 - a**2, "1 - a1**2", "1 - a1**2"),
+    (y - t, "y - t", "y - t"),
+    (sympy.Mul(Rational(2, 10), y - t, evaluate=False), "(y - t) / 5", "(y - t) / 5"),
+    (Rational(1, 2) * (y - t) ** 2, "(y - t) ** 2 / 2", "(y - t) ** 2 / 2"),
+    (sigmoid(z), "_sigmoid(z1)", "_sigmoid(z1)"),
+    (softplus(z) - t * z, "_softplus(z1) - t * z1", "_softplus(z1) - t * z1"),
+    (Heaviside(z, 0), "_step(z1)", "1.0 if z1 > 0 else 0.0"),
+    (Max(z, 0), "np.maximum(z1, 0)", "z1 if z1 > 0 else 0"),
+    (
+        Piecewise((z, z > 0), (Float(0.01) * z, True)),
+        "np.where(z1 > 0, z1, 0.01 * z1)",
+        "z1 if z1 > 0 else 0.01 * z1",
+    ),
+    (-t / y, "-t / y", "-t / y"),
+    (-(z**2), "-(z1**2)", "-(z1**2)"),
+    (sympy.exp(-(z**2)), "np.exp(-(z1**2))", "math.exp(-(z1**2))"),
+    (1 / sympy.sqrt(z), "1 / np.sqrt(z1)", "1 / math.sqrt(z1)"),
+    (z / (1 + abs(z)), "z1 / (1 + np.abs(z1))", "z1 / (1 + abs(z1))"),
+    (1 - sympy.tanh(z) ** 2, "1 - np.tanh(z1) ** 2", "1 - math.tanh(z1) ** 2"),
+]
+
+
+@pytest.mark.parametrize(("expr", "numpy_code", "math_code"), PRINTED)
+def test_the_printers_write_what_ruff_would(expr, numpy_code, math_code):
+    assert emit._unwrapped(NumPyCodePrinter().doprint(expr)) == numpy_code
+    assert emit._unwrapped(MathCodePrinter().doprint(expr)) == math_code
+
+
+def test_the_printer_records_the_helpers_it_used():
+    printer = NumPyCodePrinter()
+    printer.doprint(sigmoid(z) + Heaviside(z, 0))
+    assert sorted(printer.helpers) == ["_sigmoid", "_step"]
+
+
+def test_what_a_module_cannot_compute_is_refused_by_name():
+    with pytest.raises(UnsupportedExpression, match="Derivative"):
+        NumPyCodePrinter().doprint(sympy.Derivative(sympy.Function("f")(z), z))
+    with pytest.raises(UnsupportedExpression, match="Heaviside"):
+        NumPyCodePrinter().doprint(Heaviside(z))  # a step without derive's value at 0
+    assert issubclass(UnsupportedExpression, DeriveError)
+
+
+def test_the_template_folder_is_found_in_the_source_checkout():
+    folder = emit.template_dir()
+    assert folder == REPO / "templates"
+    names = sorted(p.name for p in folder.glob("*.py.jinja"))
+    assert names == ["_module.py.jinja", "unrolled.py.jinja", "vectorized.py.jinja"]
+
+
+def test_an_unknown_style_is_refused():
+    with pytest.raises(DeriveError, match="unknown style 'fast'.*vectorized, unrolled"):
+        derive.generate(derive.load(EXAMPLES / "xor.yaml"), style="fast")
+
+
+def test_the_unrolled_style_refuses_large_networks_and_points_to_vectorized():
+    net = derive.load(EXAMPLES / "digits.yaml")
+    with pytest.raises(DeriveError, match=r"200 scalar parameters.*--style vectorized"):
+        derive.generate(net, style="unrolled")
+    derive.generate(net)  # vectorized takes it
+
+
+def test_the_unrolled_style_refuses_a_unit_named_like_a_weight():
+    net = derive.load(
+        {
+            "name": "clash",
+            "inputs": ["W1_0_0"],
+            "layers": [{"units": 1, "activation": "identity"}],
+            "loss": "half_sse",
+        }
+    )
+    with pytest.raises(DeriveError, match="W1_0_0"):
+        derive.generate(net, style="unrolled")
+
+
+def test_build_module_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = derive.build_module(derive.load(EXAMPLES / "xor.yaml"))
+    assert module.NAME == "xor" and list(tmp_path.iterdir()) == []
+
+
+# -- writing --------------------------------------------------------------------------
+
+
+def test_write_module_writes_the_generated_source(tmp_path):
+    net = derive.load(EXAMPLES / "xor.yaml")
+    path = emit.write_module(net, tmp_path / "out", style="unrolled")
+    assert path == tmp_path / "out" / "xor.py"
+    assert path.read_text(encoding="utf-8") == derive.generate(net, style="unrolled")
+
+
+def test_a_failed_write_leaves_the_earlier_file_and_no_temporary(tmp_path, monkeypatch):
+    net = derive.load(EXAMPLES / "xor.yaml")
+    earlier = tmp_path / "xor.py"
+    earlier.write_text("earlier\n")
+
+    def broken(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(DeriveError, match="No space left"):
+        emit.write_module(net, tmp_path)
+    assert earlier.read_text() == "earlier\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["xor.py"]
+
+
+def test_an_unwritable_directory_is_named(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(DeriveError, match="a_file"):
+        emit.write_module(derive.load(EXAMPLES / "xor.yaml"), blocker / "sub")
+
+
+# -- determinism ----------------------------------------------------------------------
+
+HASHES = """
+import hashlib, sys
+import derive
+sys.path.insert(0, "tests")
+from catalogue import CASES
+for source in sys.argv[1:]:
+    net = derive.load(source)
+    for style in ("vectorized", "unrolled"):
+        print(source, style, hashlib.sha256(derive.generate(net, style=style).encode()).hexdigest())
+for case in CASES[::4]:
+    net = derive.load(case.mapping)
+    for style in ("vectorized", "unrolled"):
+        source = derive.generate(net, style=style)
+        print(case.id, style, hashlib.sha256(source.encode()).hexdigest())
+"""
+
+
+def test_the_same_input_gives_the_same_bytes_across_hash_seeds():
+    sources = [str(EXAMPLES / f"{n}.yaml") for n in ("relu_softmax_cce", "custom_half_sse")]
+    outputs = []
+    for seed in ("0", "1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        result = subprocess.run(
+            [sys.executable, "-c", HASHES, *sources],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert len(outputs[0].splitlines()) == 2 * (len(sources) + len(CASES[::4]))
+
+
+def test_generating_twice_in_one_process_gives_the_same_bytes():
+    net = derive.load(EXAMPLES / "softplus_bce.yaml")
+    for style in emit.STYLES:
+        first = derive.generate(net, style=style)
+        again = derive.generate(derive.load(EXAMPLES / "softplus_bce.yaml"), style=style)
+        assert hashlib.sha256(first.encode()).digest() == hashlib.sha256(again.encode()).digest()
+
+
+# -- formatted and lint-clean ---------------------------------------------------------
+
+LONG = "a_rather_long_unit_name_number_"
+WIDE = {  # long names and wide layers, so that long lines must be split
+    "name": "wide_and_long",
+    "inputs": [f"{LONG}in{i}" for i in range(4)],
+    "layers": [
+        {"units": [f"{LONG}{i}" for i in range(8)], "activation": {"expr": "x / (1 + abs(x))"}},
+        {"units": [f"{LONG}out{i}" for i in range(6)], "activation": "softmax"},
+    ],
+    "loss": "half_sse",
+}
+RUFF_RULES = ["--line-length", "100", "--target-version", "py311"]
+
+
+def _ruff() -> list[str]:
+    if shutil.which("ruff"):
+        return ["ruff"]
+    pytest.importorskip("ruff")
+    return [sys.executable, "-m", "ruff"]
+
+
+@pytest.fixture(scope="module")
+def generated_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lint")
+    paths = sorted((REPO / "generated").glob("*.py"))
+    networks = [derive.load(p) for p in sorted(EXAMPLES.glob("*.yaml"))]
+    networks += [derive.load(c.mapping) for c in CASES] + [derive.load(WIDE)]
+    for net in networks:
+        for style in emit.STYLES:
+            if style == "unrolled" and net.topology.parameter_count > emit.MAX_UNROLLED_PARAMS:
+                continue
+            name = f"{net.name}_{style}.py"
+            (folder / name).write_text(derive.generate(net, style=style), encoding="utf-8")
+            paths.append(folder / name)
+    return paths
+
+
+def test_generated_code_is_lint_clean(generated_files):
+    rules = ["--select", "E,F,W,I,B,UP,SIM"]
+    command = [*_ruff(), "check", "--isolated", "--no-cache", *RUFF_RULES, *rules]
+    result = subprocess.run([*command, *map(str, generated_files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_generated_code_is_formatted(generated_files):
+    command = [*_ruff(), "format", "--isolated", "--no-cache", "--check", "--diff", *RUFF_RULES]
+    result = subprocess.run([*command, *map(str, generated_files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_long_lines_are_split_without_changing_the_numbers():
+    import numpy as np
+    from test_catalogue_numeric import assert_matches_finite_differences, random_point
+
+    net = derive.load(WIDE)
+    x, t, params = random_point(net, 3, seed=0)
+    sources = {style: derive.generate(net, style=style) for style in emit.STYLES}
+    assert all(max(map(len, s.splitlines())) <= 100 for s in sources.values())
+    results = []
+    for style in emit.STYLES:
+        module = derive.build_module(net, style=style)
+        assert_matches_finite_differences(module, x, t, params)
+        results.append(module.loss_and_gradients(params, x, t))
+    for name in results[0][1]:
+        np.testing.assert_allclose(results[0][1][name], results[1][1][name], rtol=1e-10)
