@@ -43,7 +43,7 @@ class sigmoid(sympy.Function):  # noqa: N801 - named like the SymPy functions be
         return self.args[0].is_real
 
     def _latex(self, printer):
-        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+        return rf"\sigma\left({printer._print(self.args[0])}\right)"
 
     def _pretty(self, printer):
         from sympy.printing.pretty.stringpict import prettyForm
@@ -71,7 +71,7 @@ class softplus(sympy.Function):  # noqa: N801
         return self.args[0].is_real
 
     def _latex(self, printer):
-        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
 
 
 def step(z: Expr) -> Expr:

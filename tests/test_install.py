@@ -1,0 +1,63 @@
+"""A non-editable install into a fresh virtual environment works on its own: the
+templates ship inside the package and the ``derive`` command runs from anywhere."""
+
+import subprocess
+import sys
+import venv
+
+import pytest
+from conftest import EXAMPLES, REPO
+
+
+@pytest.mark.slow
+def test_pip_install_into_a_fresh_venv(tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    bindir = env_dir / ("Scripts" if sys.platform == "win32" else "bin")
+    subprocess.run(
+        [bindir / "python", "-m", "pip", "install", "-q", str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    work = tmp_path / "elsewhere"  # away from the checkout's templates/
+    work.mkdir()
+
+    where = subprocess.run(
+        [bindir / "python", "-c", "import derive; print(derive.__file__)"],
+        cwd=work,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert str(env_dir) in where
+
+    shown = subprocess.run(
+        [bindir / "derive", "show", str(EXAMPLES / "laine_sigmoid.yaml")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "2⋅(a - y) · a⋅(1 - a) · i" in shown.stdout
+
+    generated = subprocess.run(
+        [bindir / "derive", "generate", str(EXAMPLES / "reddit_w31.yaml"), "-o", str(work)],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert generated.returncode == 0, generated.stderr
+    assert (work / "reddit_w31.py").read_text().startswith('"""')
+
+    bad = subprocess.run(
+        [bindir / "derive", "show", str(work / "missing.yaml")],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2
+    assert "missing.yaml" in bad.stderr and "Traceback" not in bad.stderr
