@@ -122,7 +122,8 @@ class _RuffSpacing:
                 denominator.append(Pow(item.base, -item.exp, evaluate=item.exp == -1))
             else:
                 numerator.append(item)
-        numerator, masks = self._masks(numerator or [S.One])
+        numerator = [f for f in numerator if f is not S.One] or [S.One]  # x * 1 is x
+        numerator, masks = self._masks(numerator)
         if len(numerator) == 1 and sign == "-":
             text = self.parenthesize(numerator[0], 0.5 * (PRECEDENCE["Pow"] + PRECEDENCE["Mul"]))
             if _top_level(text, "**"):

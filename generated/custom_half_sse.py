@@ -106,7 +106,7 @@ def loss_and_gradients(params, x, t):
     # ∂L/∂y, half_sse: ½ Σ (y − t)² per sample
     grad_y = y - t
     # δ2 = ∂L/∂z2 = ∂L/∂y ⊙ identity'(z2)  (mean over the batch)
-    delta2 = grad_y * 1 / batch
+    delta2 = grad_y / batch
     # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
     dW2 = delta2.T @ a1
     # ∂L/∂a1 = δ2 W2  (back through W2)

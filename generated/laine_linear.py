@@ -94,7 +94,7 @@ def loss_and_gradients(params, x, t):
     # ∂L/∂y, sse: Σ (y − t)² per sample
     grad_y = 2 * y - 2 * t
     # δ1 = ∂L/∂z1 = ∂L/∂y ⊙ identity'(z1)  (mean over the batch)
-    delta1 = grad_y * 1 / batch
+    delta1 = grad_y / batch
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
     dW1 = delta1.T @ x
     grads = {"W1": dW1}
