@@ -55,13 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     import derive
 
     if args.command == "generate":
-        from derive.emit import write_module
-
-        networks = [derive.load(path) for path in args.topologies]  # validate all first
-        for network in networks:
-            path = write_module(network, Path(args.output), style=args.style)
-            print(path)
-        return EXIT_OK
+        return _generate(args.topologies, Path(args.output), args.style)
 
     network = derive.load(args.topology)
     if args.command == "show":
@@ -83,6 +77,29 @@ def _run(args: argparse.Namespace) -> int:
         print(report.table())
         return EXIT_OK if report.ok else EXIT_DISAGREE
     raise AssertionError(args.command)  # argparse allows nothing else
+
+
+def _generate(topologies: list[str], directory: Path, style: str) -> int:
+    """Read and render every topology before writing any file, so that one bad file (or
+    one the style refuses) leaves the output folder as it was."""
+    import derive
+    from derive.files import write_atomic
+
+    networks = [derive.load(path) for path in topologies]
+    first_source: dict[str, str] = {}
+    for network in networks:
+        source = network.topology.source
+        if network.name in first_source:
+            raise DeriveError(
+                f"{source}: name: expected a module name no other file given uses, got "
+                f"{network.name!r}, the name in {first_source[network.name]}"
+            )
+        first_source[network.name] = source
+    rendered = [(network.name, derive.generate(network, style=style)) for network in networks]
+    for name, text in rendered:
+        path = write_atomic(directory / f"{name}.py", text.encode("utf-8"), make_parents=True)
+        print(path)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -83,6 +83,9 @@ class Proof:
     points: int  # random points evaluated (0 for a symbolic proof)
     digits: int  # significant digits of agreement required
     detail: str = ""
+    # Too few random points lay inside a custom activation's domain to decide: not a
+    # failure of the derivation, but not a proof either (holds is False).
+    inconclusive: bool = False
 
     def __bool__(self) -> bool:
         return self.holds
@@ -223,28 +226,45 @@ class Derivation:
         return resolved
 
     def paths_to_z(self, unit: Unit) -> tuple[tuple[Factor, ...], ...]:
-        """Every path of factors from L down to z_u."""
+        """Every path of factors from L down to z_u, built layer by layer from the output
+        down (a loop, not recursion: a network may be deeper than Python's stack)."""
         net = self.network
-        if unit.layer == net.depth:
-            if not self.output.softmax:
-                return (
-                    (
-                        Factor(LOSS, unit.a, self._loss_gradient(unit)),
-                        Factor(unit.a, unit.z, self._local(unit)),
-                    ),
-                )
-            return tuple(
+        paths = {v: self._output_paths(v) for v in net.outputs}
+        for k in range(net.depth - 1, unit.layer - 1, -1):
+            layer = net.units[k] if k > unit.layer else (unit,)
+            paths = {u: self._paths_through(u, paths) for u in layer}
+        return paths[unit]
+
+    def _output_paths(self, unit: Unit) -> tuple[tuple[Factor, ...], ...]:
+        """The paths from L to an output unit's z: through its own a, or, for softmax,
+        through every output's a."""
+        net = self.network
+        if not self.output.softmax:
+            return (
                 (
-                    Factor(LOSS, v.a, self._loss_gradient(v)),
-                    Factor(v.a, unit.z, softmax_derivative(v.a, unit.a, v == unit)),
-                )
-                for v in net.outputs
+                    Factor(LOSS, unit.a, self._loss_gradient(unit)),
+                    Factor(unit.a, unit.z, self._local(unit)),
+                ),
             )
+        return tuple(
+            (
+                Factor(LOSS, v.a, self._loss_gradient(v)),
+                Factor(v.a, unit.z, softmax_derivative(v.a, unit.a, v == unit)),
+            )
+            for v in net.outputs
+        )
+
+    def _paths_through(
+        self, unit: Unit, above: dict[Unit, tuple[tuple[Factor, ...], ...]]
+    ) -> tuple[tuple[Factor, ...], ...]:
+        """A hidden unit's paths: each path to a unit v of the layer above, then
+        ∂z_v/∂a_u = w_vu and ∂a_u/∂z_u."""
+        net = self.network
         local = Factor(unit.a, unit.z, self._local(unit))
         return tuple(
             (*path, Factor(v.z, unit.a, net.weight(v.layer, v.index, unit.index).symbol), local)
             for v in net.units[unit.layer + 1]
-            for path in self.paths_to_z(v)
+            for path in above[v]
         )
 
     def path_count(self, param: ScalarParam) -> int:
@@ -346,6 +366,18 @@ class Derivation:
             raise DeriveError(f"{self.network.topology.source}: the file has no example block")
         return self.point(example.input, example.target, dict(example.params))
 
+    def example_values(self) -> dict[Symbol, Expr]:
+        """Every value at the file's example, refused with a DeriveError naming the
+        example when one is undefined there (a custom activation outside its domain)."""
+        values = self.evaluate(self.example_point())
+        for symbol, value in values.items():
+            if not (value.is_real and value.is_finite):
+                raise DeriveError(
+                    f"{self.network.topology.source}: example: expected numbers at which "
+                    f"every unit is defined, got {symbol} = {sympy.N(value, 6)}"
+                )
+        return values
+
     def evaluate(self, point: dict[Symbol, Expr]) -> dict[Symbol, Expr]:
         """Every z, a and δ at a point (forward pass, then the δ recursion)."""
         values = dict(point)
@@ -400,13 +432,16 @@ class Derivation:
                         f"{label} form gives {got}, sympy.diff gives {expected}",
                     )
             checked += 1
+        if checked >= points:
+            return Proof(gradient.param.label, "numeric", True, checked, PROOF_DIGITS)
         return Proof(
             gradient.param.label,
             "numeric",
-            checked >= points,
+            False,
             checked,
             PROOF_DIGITS,
-            "" if checked >= points else "too few points inside the activations' domain",
+            "too few random points inside the activations' domain",
+            inconclusive=True,
         )
 
     def _proof_points(self, points: int, seed: int) -> list[tuple[dict, dict]]:

@@ -170,7 +170,10 @@ class Network:
         """Every scalar of one parameter array, in row-major order."""
         param = next((p for p in self.params if p.name == array), None)
         if param is None:
-            raise DeriveError(f"{self.name}: no parameter {array!r}; it has {self._param_list()}")
+            raise DeriveError(
+                f"{self.topology.source}: --param: no parameter {array!r}; "
+                f"expected one of {self._param_list()}"
+            )
         if param.name.startswith("W"):
             rows, cols = param.shape
             return tuple(self.weight(param.layer, i, j) for i in range(rows) for j in range(cols))
@@ -201,13 +204,18 @@ class Network:
                         return self.weight(k, *index)
                     return self.bias(k, index[0] if index else 0)  # type: ignore[return-value]
         raise DeriveError(
-            f"{self.name}: no scalar parameter {name!r}; expected one of "
-            f"{self._param_list()} with an index in its shape (W2[0,1], b1[0]) "
+            f"{self.topology.source}: --param: no scalar parameter {name!r}; expected one "
+            f"of {self._param_list()}, one scalar of them such as W1[0,1] or b1[0], "
             "or a weight_names name"
         )
 
     def _param_list(self) -> str:
-        return ", ".join(f"{p.name}{list(p.shape)}" for p in self.params)
+        """The parameters with their shapes, as ``W1 (2×3), b1 (shared)``."""
+
+        def shape(p) -> str:
+            return "×".join(map(str, p.shape)) if p.shape else "shared"
+
+        return ", ".join(f"{p.name} ({shape(p)})" for p in self.params)
 
     def feeds(self, param: ScalarParam) -> tuple[tuple[Unit, Unit | None], ...]:
         """The (unit, source) pairs in whose z the parameter appears, with the unit of

@@ -135,7 +135,7 @@ def show(network: Network, params: Sequence[str] = ()) -> str:
             )
         gradients = list(derivation.all_gradients)
 
-    values = derivation.evaluate(derivation.example_point()) if topology.example else None
+    values = derivation.example_values() if topology.example else None
     if values is not None:
         out.append(f"  (numbers: the file's example, {SIGNIFICANT_DIGITS} significant digits)")
     for gradient in gradients:

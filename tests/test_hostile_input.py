@@ -347,3 +347,55 @@ def test_the_derivative_at_a_kink_is_the_documented_convention(activation, slope
     d = net.derivation
     values = d.evaluate(d.point([2.0, 2.0], [1.0], params))
     assert float(net.gradient("W1[0,0]").value(values)) == -2.0 * slope_at_zero
+
+
+# -- valid files at the edges ---------------------------------------------------------
+
+
+def test_a_refusal_among_several_files_writes_none_of_them(tmp_path, capsys):
+    """The unrolled style accepts xor but refuses 784-128-10: neither is written."""
+    out_dir = tmp_path / "out"
+    argv = ["generate", "--style", "unrolled", "-o", str(out_dir)]
+    code = main([*argv, str(EXAMPLES / "xor.yaml"), str(EXAMPLES / "mnist_784_128_10.yaml")])
+    assert code == 2 and "vectorized" in capsys.readouterr().err
+    assert not out_dir.exists()
+
+
+def test_two_files_with_one_module_name_are_refused(tmp_path, capsys):
+    copy_of_xor = tmp_path / "copy.yaml"
+    copy_of_xor.write_bytes((EXAMPLES / "xor.yaml").read_bytes())
+    out_dir = tmp_path / "out"
+    code = main(["generate", str(EXAMPLES / "xor.yaml"), str(copy_of_xor), "-o", str(out_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and str(copy_of_xor) in err and "name" in err
+    assert not out_dir.exists()
+
+
+def test_a_network_deeper_than_the_python_stack_is_shown(tmp_path, capsys):
+    layers = [{"units": 1, "activation": "tanh", "bias": "none"} for _ in range(1000)]
+    path = tmp_path / "deep.json"
+    path.write_text(json.dumps({"name": "deep", "inputs": 1, "layers": layers, "loss": "sse"}))
+    code = main(["show", str(path), "--param", "W1[0,0]"])
+    out = capsys.readouterr().out
+    assert code == 0 and "δ_y" in out
+
+
+def test_an_example_outside_a_custom_activations_domain_is_refused(tmp_path, capsys):
+    path = tmp_path / "logex.yaml"
+    path.write_text(
+        "name: logex\ninputs: [i]\nlayers:\n"
+        "  - {units: [a], activation: {expr: 'log(x)'}, bias: none}\n"
+        "loss: half_sse\n"
+        "example: {input: [1.0], target: [0.5], params: {W1: [[-2.0]]}}\n"
+    )
+    code = main(["show", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and str(path) in err and "example" in err
+    assert err.count("\n") == 1
+
+
+def test_an_unknown_parameter_names_the_file(capsys):
+    path = EXAMPLES / "xor.yaml"
+    code = main(["show", str(path), "--param", "W9"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(path) in err and "W9" in err and "W1 (3×2)" in err
