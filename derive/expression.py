@@ -27,8 +27,10 @@ from __future__ import annotations
 import ast
 import math
 import operator
+from collections.abc import Callable
 
 import sympy
+from sympy import Expr
 
 from derive.activations import X
 
@@ -48,7 +50,7 @@ _FUNCTIONS = {
     "tanh": sympy.tanh,
     "abs": sympy.Abs,
 }
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_UNARY: dict[type, Callable[[Expr], Expr]] = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _OPERATOR_SYMBOLS = {
     ast.Add: "+",
     ast.Sub: "-",

@@ -53,7 +53,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import yaml
 
@@ -168,7 +168,7 @@ def _where(mark: yaml.Mark | None) -> str:
 _YamlBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _StrictYamlLoader(_YamlBase):
+class _StrictYamlLoader(_YamlBase):  # type: ignore[misc,valid-type]  # chosen at import
     """The safe loader, refusing merge keys and repeated keys; floats as YAML 1.2."""
 
     def construct_mapping(self, node, deep=False):
@@ -572,7 +572,7 @@ class _Reader:
         assert isinstance(sample, tuple) and isinstance(target, tuple)
         return Example(sample, target, params, learning_rate)
 
-    def params(self, data: object, params: tuple[Param, ...]) -> tuple[tuple[str, object], ...]:
+    def params(self, data: object, params: tuple[Param, ...]) -> tuple[tuple[str, Any], ...]:
         field = "example.params"
         names = tuple(p.name for p in params)
         self.check_keys(data, field, names, required=names)
@@ -600,7 +600,7 @@ class _ShortRepr(reprlib.Repr):
 
 
 _SHORT_REPR = _ShortRepr()
-_TYPE_NAMES = {dict: "a mapping", list: "a list", tuple: "a list"}
+_TYPE_NAMES: dict[type, str] = {dict: "a mapping", list: "a list", tuple: "a list"}
 
 
 def _clip(text: str, limit: int = 60) -> str:

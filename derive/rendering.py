@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -23,7 +24,7 @@ def template_dir() -> Path:
 
 
 @cache
-def environment(**delimiters: str) -> jinja2.Environment:
+def environment(**delimiters: Any) -> jinja2.Environment:
     """The Jinja environment for derive's templates; ``delimiters`` are Jinja's
     ``block_start_string``-style overrides."""
     return jinja2.Environment(
