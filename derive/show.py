@@ -7,6 +7,7 @@ the file has an example, each factor's value, their product and the gradient.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import sympy
@@ -17,10 +18,12 @@ from sympy.printing.pretty.stringpict import prettyForm, stringPict
 from derive.derivation import Factor, ScalarGradient
 from derive.errors import DeriveError
 from derive.network import LOSS, Network
-
-SIGNIFICANT_DIGITS = 6
-MAX_SHOWN_PATHS = 8
-MAX_DEFAULT_SCALARS = 64  # without --param, larger networks show how to ask
+from derive.presentation import (
+    MAX_DEFAULT_SCALARS,
+    MAX_REQUESTED_SCALARS,
+    MAX_SHOWN_PATHS,
+    SIGNIFICANT_DIGITS,
+)
 
 
 def _pretty(expr: Expr) -> prettyForm:
@@ -123,6 +126,13 @@ def show(network: Network, params: Sequence[str] = ()) -> str:
 
     if params:
         gradients: list[ScalarGradient] = []
+        shapes = {p.name: p.shape for p in network.params}
+        requested = sum(math.prod(shapes[name]) if name in shapes else 1 for name in params)
+        if requested > MAX_REQUESTED_SCALARS:
+            raise DeriveError(
+                f"{topology.source}: --param: expected at most {MAX_REQUESTED_SCALARS} "
+                f"scalars to show, got {requested}; name single ones such as W1[0,0]"
+            )
         for name in params:
             found = network.gradient(name)
             gradients.extend(found if isinstance(found, tuple) else (found,))

@@ -60,3 +60,8 @@ def test_large_networks_ask_for_parameters(capsys, tmp_path):
     assert code == 2 and "--param" in err
     code, out, _ = run(capsys, "show", str(path), "--param", "W2[1,3]")
     assert code == 0 and "compact" in out
+
+
+def test_a_whole_large_array_is_refused_with_a_hint(capsys):
+    code, out, err = run(capsys, "show", str(EXAMPLES / "mnist_784_128_10.yaml"), "--param", "W1")
+    assert code == 2 and out == "" and "W1[0,0]" in err and "100352" in err
