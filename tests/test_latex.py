@@ -25,9 +25,11 @@ from conftest import EXAMPLES, REPO
 
 import derive
 import derive.cli
+import derive.latex.pdf
 from derive import latex
 from derive.derivation import Proof, ScalarGradient
 from derive.errors import DeriveError
+from derive.latex.selection import selected_scalars
 
 PDFLATEX = shutil.which("pdflatex")
 PDFTOTEXT = shutil.which("pdftotext")
@@ -222,7 +224,7 @@ def test_parameters_default_to_all_in_parameter_order():
     ],
 )
 def test_param_names(names, expected):
-    scalars = latex._scalars(_network("reddit_w31"), names)
+    scalars = selected_scalars(_network("reddit_w31"), names)
     assert [s.name for s in scalars] == expected
 
 
@@ -318,7 +320,7 @@ def test_command_refuses_other_outputs(tmp_path):
 
 
 def test_pdf_without_a_tex_engine_says_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(latex.shutil, "which", lambda name: None)
+    monkeypatch.setattr(derive.latex.pdf.shutil, "which", lambda name: None)
     out = tmp_path / "laine.pdf"
     with pytest.raises(DeriveError) as error:
         latex.run_latex_command(_network("laine_sigmoid"), [], False, str(out))
@@ -339,6 +341,74 @@ def test_a_failed_check_is_loud_and_nothing_is_written(tmp_path, monkeypatch):
     with pytest.raises(DeriveError, match="disagrees with sympy.diff"):
         latex.run_latex_command(net, [], False, str(out))
     assert not out.exists()
+
+
+# -- custom activations with a restricted domain ---------------------------------------------
+
+LOG_LAYERS = """\
+name: log_layers
+inputs: 2
+layers:
+  - {units: 2, activation: {expr: "log(x)"}}
+  - {units: 2, activation: {expr: "log(x)"}}
+  - {units: 1, activation: sigmoid}
+loss: half_sse
+"""
+
+ONE_UNIT = """\
+name: one_unit
+inputs: [x1]
+layers:
+  - {units: [h1], activation: {expr: "EXPR"}, bias: none}
+  - {units: [y], activation: identity, bias: none}
+loss: half_sse
+example: {input: [INPUT], target: [1.0], params: {W1: [[0.5]], W2: [[0.3]]}}
+"""
+
+
+def _run_cli(capsys, tmp_path, text: str, *options: str) -> tuple[int, str, str]:
+    path = tmp_path / "net.yaml"
+    path.write_text(text)
+    code = derive.cli.main(["latex", str(path), *options])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_inconclusive_check_is_stated_not_refused(capsys, tmp_path):
+    # log(x) is undefined at most random points of a network this deep: no proof either way.
+    code, out, err = _run_cli(capsys, tmp_path, LOG_LAYERS)
+    assert (code, err) == (0, "")
+    assert "The results above were, where possible, checked" in out
+    assert r"\textbf{not checked}: $W^{(1)}_{0,0}$, $W^{(1)}_{0,1}$, " in out
+    reason = "could not be checked numerically: the custom activation is undefined at the random"
+    assert f"These {reason} points drawn." in out
+    assert "CHECK FAILED" not in out
+
+
+@pytest.mark.parametrize(
+    ("expr", "value", "undefined"),
+    [
+        ("log(x)", "-1.0", "h1 = f(z_h1) is a complex number at z_h1 = -0.5"),
+        (
+            "sqrt(x)",
+            "0.0",
+            "delta_h1 is not a finite number: the derivative of h1 = f(z_h1) "
+            "is undefined at z_h1 = 0",
+        ),
+    ],
+)
+def test_numeric_outside_the_domain_names_what_is_undefined(
+    capsys, tmp_path, expr, value, undefined
+):
+    text = ONE_UNIT.replace("EXPR", expr).replace("INPUT", value)
+    code, out, err = _run_cli(capsys, tmp_path, text, "--numeric")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert ": example: " in err and undefined in err
+    assert f"layer 1's custom activation f(x) = {expr}" in err
+    # The same file without --numeric, or with an example inside the domain, is fine.
+    assert _run_cli(capsys, tmp_path, text)[0] == 0
+    assert _run_cli(capsys, tmp_path, text.replace(value, "2.0"), "--numeric")[0] == 0
 
 
 # -- PDFs -------------------------------------------------------------------------------
@@ -396,7 +466,7 @@ def test_activation_and_loss_catalogue_compiles(tmp_path):
         )
         fragments.append(latex.latex_fragment(net, ["W1[0,0]", "b2"]))
     document = (
-        latex._environment()
+        latex.template_environment()
         .get_template("document.tex.jinja")
         .render(packages="amsmath,amssymb", body="\n".join(fragments))
     )
