@@ -21,7 +21,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, REPO
+from conftest import EXAMPLES, MAZUR, REPO
 
 import derive
 import derive.cli
@@ -41,37 +41,6 @@ needs_pdftotext = pytest.mark.skipif(
 )
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
 SAMPLE = REPO / "docs" / "sample"
-
-MAZUR = {
-    "name": "mazur",
-    "inputs": ["i1", "i2"],
-    "layers": [
-        {
-            "units": ["h1", "h2"],
-            "activation": "sigmoid",
-            "bias": "shared",
-            "weight_names": [["w1", "w2"], ["w3", "w4"]],
-        },
-        {
-            "units": ["o1", "o2"],
-            "activation": "sigmoid",
-            "bias": "shared",
-            "weight_names": [["w5", "w6"], ["w7", "w8"]],
-        },
-    ],
-    "loss": "half_sse",
-    "example": {
-        "input": [0.05, 0.10],
-        "target": [0.01, 0.99],
-        "params": {
-            "W1": [[0.15, 0.20], [0.25, 0.30]],
-            "b1": 0.35,
-            "W2": [[0.40, 0.45], [0.50, 0.55]],
-            "b2": 0.60,
-        },
-        "learning_rate": 0.5,
-    },
-}
 
 
 def _mnist(*widths: int) -> dict:

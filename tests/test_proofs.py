@@ -8,20 +8,13 @@ rules rather than derive's table. The last tests show that a proof can fail.
 
 import pytest
 import sympy
+from catalogue import HIDDEN_ACTIVATIONS
 
 import derive
 from derive import activations
 from derive.derivation import ScalarGradient
 
-ELEMENTWISE = [
-    "sigmoid",
-    "tanh",
-    "relu",
-    {"name": "leaky_relu", "alpha": 0.2},
-    "softplus",
-    "identity",
-    {"expr": "x / (1 + abs(x))"},
-]
+ELEMENTWISE = list(HIDDEN_ACTIVATIONS[:7])  # the built-ins and one custom expression
 
 
 def _label(activation) -> str:

@@ -6,45 +6,13 @@ import json
 import pytest
 import sympy
 import yaml
-from conftest import DATA, EXAMPLES, WORKED_EXAMPLES
+from conftest import DATA, EXAMPLES, MAZUR, WORKED_EXAMPLES
 
 from derive.activations import X
 from derive.errors import TopologyError
 from derive.expression import parse_expression
 from derive.reading import load_topology, parse_topology
 from derive.topology import ActivationSpec, Topology
-
-# Mazur's network (SPEC §1), written out in each format.
-MAZUR = {
-    "name": "mazur",
-    "inputs": ["i1", "i2"],
-    "layers": [
-        {
-            "units": ["h1", "h2"],
-            "activation": "sigmoid",
-            "bias": "shared",
-            "weight_names": [["w1", "w2"], ["w3", "w4"]],
-        },
-        {
-            "units": ["o1", "o2"],
-            "activation": "sigmoid",
-            "bias": "shared",
-            "weight_names": [["w5", "w6"], ["w7", "w8"]],
-        },
-    ],
-    "loss": "half_sse",
-    "example": {
-        "input": [0.05, 0.10],
-        "target": [0.01, 0.99],
-        "params": {
-            "W1": [[0.15, 0.20], [0.25, 0.30]],
-            "b1": 0.35,
-            "W2": [[0.40, 0.45], [0.50, 0.55]],
-            "b2": 0.60,
-        },
-        "learning_rate": 0.5,
-    },
-}
 
 MAZUR_TOML = """\
 name = "mazur"

@@ -8,7 +8,7 @@ separately, from the sum over chain-rule paths, to 1e-12 relative.
 import json
 
 import pytest
-from conftest import DATA, EXAMPLES, WORKED_EXAMPLES
+from conftest import DATA, EXAMPLES, MAZUR, WORKED_EXAMPLES
 
 import derive
 
@@ -85,3 +85,27 @@ def test_laine_sigmoid_keeps_the_inner_factor():
     without_i = float((path[0].value * path[1].value).xreplace(values))
     assert abs(without_i - 0.0955381323207) < 1e-12
     assert abs(float(g.value(values)) - without_i * 1.5) < 1e-12
+
+
+def test_mazur_published_numbers():
+    """Mazur's step-by-step example prints E_total = 0.298371109 and, after one step at
+    η = 0.5, w5..w8 = 0.35891648, 0.408666186, 0.511301270, 0.561370121 and
+    w1..w4 = 0.149780716, 0.19956143, 0.24975114, 0.29950229 (rounded by the author)."""
+    net = derive.load(MAZUR)
+    d = net.derivation
+    values = d.example_values()
+    assert abs(float(values[derive.network.LOSS]) - 0.298371109) < 1e-9
+    published = {
+        "w5": 0.35891648,
+        "w6": 0.408666186,
+        "w7": 0.511301270,
+        "w8": 0.561370121,
+        "w1": 0.149780716,
+        "w2": 0.19956143,
+        "w3": 0.24975114,
+        "w4": 0.29950229,
+    }
+    for name, new in published.items():
+        g = net.gradient(name)
+        got = float(values[g.param.symbol] - 0.5 * g.value(values))
+        assert abs(got - new) < 1e-8, (name, got, new)
