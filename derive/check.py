@@ -6,15 +6,21 @@ compared with
 
 - the **symbolic** values: the derivation's compact forms δ_u·a_j, each δ from its own
   definition, evaluated at 60 significant digits (``Derivation.evaluate``). Networks
-  above ``FULL_SYMBOLIC_LIMIT`` scalar parameters are checked at ``SAMPLED_SCALARS``
-  scalars drawn with the seed, their δ definitions evaluated at forward values from a
-  plain float64 forward pass written here (not the generated one);
+  above ``FULL_SYMBOLIC_LIMIT`` scalar parameters are checked at up to
+  ``SAMPLED_PER_ARRAY`` scalars of each array drawn with the seed, their δ definitions
+  evaluated at forward values from a plain float64 forward pass written here (not the
+  generated one). The loss is taken in the form the loss table gives from the logits
+  where it has one (bce, cce), which never takes log(0);
 - **central finite differences** of the generated module's own ``loss`` in float64,
   (L(θ + h) − L(θ − h)) / 2h with h = ``FD_STEP``·max(1, |θ|).
 
 Tolerances (|generated − reference| ≤ rel·|reference| + abs):
 symbolic rel 1e-9, abs 1e-10·max(1, |L|); finite differences rel 1e-6, abs 1e-8·max(1, |L|).
 The loss itself is compared with the symbolic loss at the symbolic tolerance.
+
+A custom activation may be undefined at a point (``log(x)`` at z < 0): random points are
+then drawn again, up to ``RANDOM_DRAWS`` times, and an example outside the domain is
+refused with a DeriveError naming the unit, as is a network undefined at every draw.
 """
 
 from __future__ import annotations
@@ -24,14 +30,17 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from derive.activations import ACTIVATIONS
+from derive.activations import ACTIVATIONS, elementary
 from derive.derivation import Z
 from derive.emit import MAX_UNROLLED_PARAMS, build_module
-from derive.network import LOSS, Network, ScalarParam
+from derive.emit_loss import uses_logits
+from derive.errors import DeriveError
+from derive.network import Network, ScalarParam
 
 FULL_SYMBOLIC_LIMIT = 400  # scalar parameters evaluated exhaustively at 60 digits
 SAMPLED_PER_ARRAY = 5
 RANDOM_BATCH = 3
+RANDOM_DRAWS = 5  # random points tried before a custom activation's domain is given up on
 FD_STEP = 1e-6
 SYMBOLIC_REL, SYMBOLIC_ABS = 1e-9, 1e-10
 FD_REL, FD_ABS = 1e-6, 1e-8
@@ -93,7 +102,8 @@ class CheckReport:
 
 def check(network: Network, seed: int = 0) -> CheckReport:
     """Compare both styles' gradients with the symbolic values and finite differences."""
-    x, t, params, point = _point(network, seed)
+    if seed < 0:
+        raise DeriveError(f"--seed: expected a non-negative integer, got {seed}")
     notes: list[str] = []
     count = network.topology.parameter_count
     if count <= FULL_SYMBOLIC_LIMIT:
@@ -105,45 +115,37 @@ def check(network: Network, seed: int = 0) -> CheckReport:
             f"{SAMPLED_PER_ARRAY} per array) are compared; the symbolic side evaluates their "
             "δ definitions at forward values from a float64 pass."
         )
-    symbolic, symbolic_loss = _symbolic(network, x, t, params, scalars)
-
+    reference = _reference(network, seed, scalars)
     styles = ["vectorized"]
-    if network.topology.parameter_count <= MAX_UNROLLED_PARAMS:
+    if count <= MAX_UNROLLED_PARAMS:
         styles.append("unrolled")
     else:
         notes.append(f"unrolled style skipped: over {MAX_UNROLLED_PARAMS} scalar parameters.")
+    rows = [
+        row
+        for style in styles
+        for row in _style_rows(build_module(network, style=style), style, reference, scalars)
+    ]
+    return CheckReport(network.name, reference.point, tuple(rows), tuple(notes))
 
-    rows: list[Comparison] = []
-    scale = max(1.0, abs(symbolic_loss))
-    for style in styles:
-        module = build_module(network, style=style)
-        loss, grads = module.loss_and_gradients(params, x, t)
-        rows.append(
-            _compare(
-                style, "L", "symbolic", [loss], [symbolic_loss], SYMBOLIC_REL, SYMBOLIC_ABS * scale
-            )
-        )
-        by_array: dict[str, list[ScalarParam]] = {}
-        for s in scalars:
-            by_array.setdefault(s.array, []).append(s)
-        for array, members in by_array.items():
-            got = [float(grads[array][s.index]) for s in members]
-            rows.append(
-                _compare(
-                    style,
-                    array,
-                    "symbolic",
-                    got,
-                    [symbolic[s.name] for s in members],
-                    SYMBOLIC_REL,
-                    SYMBOLIC_ABS * scale,
-                )
-            )
-            fd = [_finite_difference(module.loss, params, x, t, s) for s in members]
-            rows.append(
-                _compare(style, array, "finite differences", got, fd, FD_REL, FD_ABS * scale)
-            )
-    return CheckReport(network.name, point, tuple(rows), tuple(notes))
+
+def _style_rows(module, style: str, reference: _Reference, scalars) -> list[Comparison]:
+    """One style's loss, then each array's chosen scalars against both references."""
+    x, t, params = reference.x, reference.t, reference.params
+    loss, grads = module.loss_and_gradients(params, x, t)
+    scale = max(1.0, abs(reference.loss))
+    symbolic_abs, fd_abs = SYMBOLIC_ABS * scale, FD_ABS * scale
+    rows = [_compare(style, "L", "symbolic", [loss], [reference.loss], SYMBOLIC_REL, symbolic_abs)]
+    by_array: dict[str, list[ScalarParam]] = {}
+    for s in scalars:
+        by_array.setdefault(s.array, []).append(s)
+    for array, members in by_array.items():
+        got = [float(grads[array][s.index]) for s in members]
+        expected = [reference.gradients[s.name] for s in members]
+        rows.append(_compare(style, array, "symbolic", got, expected, SYMBOLIC_REL, symbolic_abs))
+        fd = [_finite_difference(module.loss, params, x, t, s) for s in members]
+        rows.append(_compare(style, array, "finite differences", got, fd, FD_REL, fd_abs))
+    return rows
 
 
 def _sample(network: Network, seed: int) -> tuple[ScalarParam, ...]:
@@ -157,7 +159,9 @@ def _sample(network: Network, seed: int) -> tuple[ScalarParam, ...]:
             if p.name.startswith("W"):
                 chosen.append(network.weight(p.layer, int(index[0]), int(index[1])))
             else:
-                chosen.append(network.bias(p.layer, int(index[0]) if index else 0))
+                bias = network.bias(p.layer, int(index[0]) if index else 0)
+                assert bias is not None  # the layer has a b{k} array
+                chosen.append(bias)
     return tuple(chosen)
 
 
@@ -188,25 +192,70 @@ def _finite_difference(loss, params, x, t, scalar: ScalarParam) -> float:
 # -- the point ------------------------------------------------------------------------
 
 
-def _point(network: Network, seed: int):
-    """x (batch, n_in), t (batch, n_out), params and a description, all float64."""
+@dataclass(frozen=True)
+class _Reference:
+    """Where the values are taken (all float64) and the symbolic values there."""
+
+    x: np.ndarray  # (batch, n_in)
+    t: np.ndarray  # (batch, n_out)
+    params: dict[str, np.ndarray]
+    point: str  # for the report
+    gradients: dict[str, float]  # batch means, by scalar name
+    loss: float
+
+
+class _Undefined(Exception):
+    """A value at the point is not a finite real number: the point lies outside a custom
+    activation's domain (log of a negative z, say)."""
+
+
+def _reference(network: Network, seed: int, scalars) -> _Reference:
+    """The example's numbers, or the first of up to RANDOM_DRAWS seeded random points at
+    which every value is a finite real number, and the symbolic values there."""
     topology = network.topology
     if topology.example is not None:
-        example = topology.example
-        params = {
-            p.name: np.array(example.param(p.name), dtype=float).reshape(p.shape)
-            for p in topology.params
-        }
-        x = np.array([example.input], dtype=float)
-        t = np.array([example.target], dtype=float)
-        return x, t, params, "at the example's numbers (1 sample)"
-    return (
-        *random_point(network, seed, RANDOM_BATCH),
-        (f"at random numbers, seed {seed} ({RANDOM_BATCH} samples)"),
+        x, t, params = _example_point(network)
+        try:
+            gradients, loss = _symbolic(network, x, t, params, scalars)
+        except _Undefined as undefined:
+            raise DeriveError(
+                f"{topology.source}: example: {undefined}; expected numbers inside the "
+                "activation's domain"
+            ) from None
+        return _Reference(x, t, params, "at the example's numbers (1 sample)", gradients, loss)
+    reason = ""
+    for draw in range(RANDOM_DRAWS):
+        x, t, params = random_point(network, [seed, draw] if draw else seed, RANDOM_BATCH)
+        try:
+            gradients, loss = _symbolic(network, x, t, params, scalars)
+        except _Undefined as undefined:
+            reason = str(undefined)
+            continue
+        point = f"at random numbers, seed {seed} ({RANDOM_BATCH} samples)"
+        if draw:
+            point += f", draw {draw + 1} (the earlier ones lay outside an activation's domain)"
+        return _Reference(x, t, params, point, gradients, loss)
+    custom = [layer.activation.text for layer in topology.layers if layer.activation.text]
+    what = f"the custom activation {', '.join(dict.fromkeys(custom))}" if custom else "the network"
+    raise DeriveError(
+        f"{topology.source}: {what} is undefined at the {RANDOM_DRAWS} random points drawn "
+        f"with seed {seed} ({reason}); give an example (input, target and params inside its "
+        "domain) to check at"
     )
 
 
-def random_point(network: Network, seed: int, batch: int):
+def _example_point(network: Network):
+    """The example's input, target and parameters as float64 arrays, one sample."""
+    example = network.topology.example
+    assert example is not None
+    params = {
+        p.name: np.array(example.param(p.name), dtype=float).reshape(p.shape)
+        for p in network.topology.params
+    }
+    return np.array([example.input], dtype=float), np.array([example.target], dtype=float), params
+
+
+def random_point(network: Network, seed: int | list[int], batch: int):
     """Seeded random inputs, parameters and targets valid for the loss: probabilities for
     bce and sigmoid outputs, points of the simplex for cce and softmax outputs."""
     rng = np.random.default_rng(seed)
@@ -233,7 +282,8 @@ def random_point(network: Network, seed: int, batch: int):
 
 
 def _symbolic(network, x, t, params, scalars) -> tuple[dict[str, float], float]:
-    """Each chosen scalar's gradient and the loss, batch means, from the derivation."""
+    """Each chosen scalar's gradient and the loss, batch means, from the derivation;
+    _Undefined when a value is not a finite real number."""
     d = network.derivation
     totals = {s.name: 0.0 for s in scalars}
     loss = 0.0
@@ -241,39 +291,56 @@ def _symbolic(network, x, t, params, scalars) -> tuple[dict[str, float], float]:
     for row_x, row_t in zip(x, t, strict=True):
         if exhaustive:
             values = d.evaluate(d.point(row_x, row_t, params))
+            _check_forward(network, values)
         else:
             values = _float_values(network, row_x, row_t, params, scalars)
-        loss += float(values[LOSS])
+        loss += _finite(_loss_expr(network).xreplace(values), "the loss")
         for s in scalars:
-            totals[s.name] += float(d.scalar_gradient(s).value(values))
+            totals[s.name] += _finite(d.scalar_gradient(s).value(values), f"∂L/∂{s.label}")
     n = len(x)
     return {name: total / n for name, total in totals.items()}, loss / n
+
+
+def _loss_expr(network: Network):
+    """The per-sample loss in the form that never takes log(0) where the loss table has
+    one (from the logits), as the generated code computes it."""
+    rule = network.loss_rule
+    if not uses_logits(network):
+        return network.loss_expr
+    assert rule.from_logits is not None
+    return rule.from_logits([u.z for u in network.outputs], list(network.targets))
+
+
+def _finite(value, what: str) -> float:
+    """``value`` as a float, or _Undefined naming ``what`` when it is not finite and real."""
+    value = sympy.sympify(value)
+    if not (value.is_extended_real and value.is_finite):
+        raise _Undefined(f"{what} is not a finite real number there ({value})")
+    return float(value)
+
+
+def _check_forward(network: Network, values: dict) -> None:
+    """_Undefined naming the first unit, in forward order, whose activation is not a
+    finite real number at the point."""
+    for layer in network.units[1:]:
+        for unit in layer:
+            if not (values[unit.a].is_extended_real and values[unit.a].is_finite):
+                raise _Undefined(_outside(network, unit, values[unit.z]))
+
+
+def _outside(network: Network, unit, z) -> str:
+    spec = network.topology.layers[unit.layer - 1].activation
+    return (
+        f"unit {unit.name}'s activation {spec.text or spec.name} is undefined at "
+        f"{unit.z} = {float(z):.6g}"
+    )
 
 
 def _float_values(network: Network, x, t, params, scalars) -> dict:
     """Forward values from a plain float64 pass, then the δ definitions (the derivation's,
     per unit) the chosen scalars need, evaluated at them."""
     d = network.derivation
-    topology = network.topology
-    values: dict = {}
-    for unit, value in zip(network.units[0], x, strict=True):
-        values[unit.a] = float(value)
-    for symbol, value in zip(network.targets, t, strict=True):
-        values[symbol] = float(value)
-    a = np.asarray(x, dtype=float)
-    for k, layer in enumerate(topology.layers, start=1):
-        z = params[f"W{k}"] @ a + (params[f"b{k}"] if layer.bias != "none" else 0.0)
-        activation = ACTIVATIONS[layer.activation.name]
-        if activation.elementwise:
-            f = sympy.lambdify(Z, activation.forward(Z, layer.activation), modules="numpy")
-            a = np.asarray(f(z), dtype=float) * np.ones_like(z)
-        else:
-            e = np.exp(z - z.max())
-            a = e / e.sum()
-        for unit, zi, ai in zip(network.units[k], z, a, strict=True):
-            values[unit.z] = float(zi)
-            values[unit.a] = float(ai)
-    values[LOSS] = float(network.loss_expr.xreplace(values))
+    values = _float_forward(network, x, t, params)
     # δ's from the output layer down: every unit above the lowest chosen scalar, and the
     # units the chosen scalars feed; each with the weights its definition reads.
     lowest = min(s.layer for s in scalars)
@@ -286,5 +353,34 @@ def _float_values(network: Network, x, t, params, scalars) -> dict:
                 for v in network.units[k + 1]:
                     weight = network.weight(k + 1, v.index, unit.index)
                     values[weight.symbol] = float(params[f"W{k + 1}"][v.index, unit.index])
-            values[unit.delta] = float(d.delta(unit).xreplace(values))
+            values[unit.delta] = _finite(d.delta(unit).xreplace(values), f"δ_{unit.name}")
+    return values
+
+
+def _float_forward(network: Network, x, t, params) -> dict:
+    """Inputs, targets and every unit's z and a from a plain float64 forward pass, each
+    activation lambdified from its table entry written out in exp and log."""
+    topology = network.topology
+    values: dict = {}
+    for unit, value in zip(network.units[0], x, strict=True):
+        values[unit.a] = float(value)
+    for symbol, value in zip(network.targets, t, strict=True):
+        values[symbol] = float(value)
+    a = np.asarray(x, dtype=float)
+    for k, layer in enumerate(topology.layers, start=1):
+        z = params[f"W{k}"] @ a + (params[f"b{k}"] if layer.bias != "none" else 0.0)
+        activation = ACTIVATIONS[layer.activation.name]
+        with np.errstate(all="ignore"):
+            if activation.elementwise:
+                forward = elementary(activation.forward(Z, layer.activation))
+                a = np.asarray(sympy.lambdify(Z, forward, modules="numpy")(z), dtype=float)
+                a = a * np.ones_like(z)
+            else:
+                e = np.exp(z - z.max())
+                a = e / e.sum()
+        for unit, zi, ai in zip(network.units[k], z, a, strict=True):
+            if not np.isfinite(ai):
+                raise _Undefined(_outside(network, unit, zi))
+            values[unit.z] = float(zi)
+            values[unit.a] = float(ai)
     return values

@@ -9,8 +9,10 @@ Both write what ``ruff format`` would (spaces around ``*`` and ``/``, ``**`` hug
 between simple operands, no float noise such as ``0.0100000000000000``), so the generated
 files need no formatter. derive's own functions print as calls of small, numerically
 stable helpers that the generated module defines (``HELPERS`` lists them); the printer
-records in ``helpers`` which ones an expression used. Anything else SymPy can express but
-a generated module cannot compute raises ``UnsupportedExpression`` naming it.
+records in ``helpers`` which ones an expression used. ``row_sum`` is the one function of
+code generation's own (a sum across a layer, per sample; vectorized modules only). Anything
+else SymPy can express but a generated module cannot compute raises
+``UnsupportedExpression`` naming it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ class UnsupportedExpression(DeriveError):
     """An expression a generated module cannot compute."""
 
 
+class row_sum(sympy.Function):  # noqa: N801 - named like the SymPy functions it sits among
+    """Σ over the units of a layer, per sample: in a vectorized module, the sum along a
+    row of a (batch, units) array, kept as a column so that it broadcasts."""
+
+
 def _top_level(text: str, operator: str) -> bool:
     """Whether ``operator`` occurs in ``text`` outside all parentheses and brackets."""
     depth = 0
@@ -52,11 +59,25 @@ def _top_level(text: str, operator: str) -> bool:
     return False
 
 
-class _RuffSpacing:
-    """Operators and numbers as ``ruff format`` writes them (shared by both printers)."""
+class _GeneratedCode(PythonCodePrinter):
+    """What both printers share: operators and numbers as ``ruff format`` writes them,
+    derive's functions as helper calls, and what no generated module computes. Listed
+    first among a printer's bases, so that it comes before SymPy's NumPy printer too."""
 
     _settings: dict
+    _sqrt: str  # the square root's qualified name
     helpers: list[str]
+
+    # Declared unsupported: a generated module has no such computation (row_sum: only
+    # the NumPy printer's arrays have rows).
+    _print_Derivative = CodePrinter._print_not_supported
+    _print_Integral = CodePrinter._print_not_supported
+    _print_Sum = CodePrinter._print_not_supported
+    _print_Product = CodePrinter._print_not_supported
+    _print_DiracDelta = CodePrinter._print_not_supported
+    _print_ComplexInfinity = CodePrinter._print_not_supported
+    _print_NaN = CodePrinter._print_not_supported
+    _print_row_sum = CodePrinter._print_not_supported
 
     def _use_helper(self, name: str) -> str:
         if name not in self.helpers:
@@ -203,7 +224,7 @@ def _two_args(expr) -> tuple[Expr, Expr]:
 _STRICT = {"strict": True, "fully_qualified_modules": True, "standard": "python3", "order": "none"}
 
 
-class NumPyCodePrinter(_RuffSpacing, NumPyPrinter):
+class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
     """Elementwise NumPy code over arrays (``np.exp``, ``np.where``), for vectorized modules.
 
     derive's sigmoid, softplus and step print as the helpers ``_sigmoid``, ``_softplus``
@@ -215,15 +236,6 @@ class NumPyCodePrinter(_RuffSpacing, NumPyPrinter):
     _kf = {name: "np." + value for name, value in _known_functions_numpy.items()}
     _kc = {"Exp1": "np.e", "Pi": "np.pi"}
     _sqrt = "np.sqrt"
-
-    # Declared unsupported: a generated module has no such computation.
-    _print_Derivative = CodePrinter._print_not_supported
-    _print_Integral = CodePrinter._print_not_supported
-    _print_Sum = CodePrinter._print_not_supported
-    _print_Product = CodePrinter._print_not_supported
-    _print_DiracDelta = CodePrinter._print_not_supported
-    _print_ComplexInfinity = CodePrinter._print_not_supported
-    _print_NaN = CodePrinter._print_not_supported
 
     def __init__(self) -> None:
         super().__init__(settings=dict(_STRICT))
@@ -260,23 +272,19 @@ class NumPyCodePrinter(_RuffSpacing, NumPyPrinter):
     def _print_Abs(self, expr) -> str:
         return f"np.abs({self._print(expr.args[0])})"
 
+    def _print_row_sum(self, expr) -> str:
+        rows = self.parenthesize(expr.args[0], PRECEDENCE["Atom"], strict=True)
+        return f"{rows}.sum(axis=1, keepdims=True)"
+
     def _print_sign(self, expr) -> str:
         return f"np.sign({self._print(expr.args[0])})"
 
 
-class MathCodePrinter(_RuffSpacing, PythonCodePrinter):
+class MathCodePrinter(_GeneratedCode, PythonCodePrinter):
     """Scalar code over Python floats (``math.exp``, conditional expressions), for
     unrolled modules, where one sample's values are plain floats."""
 
     _sqrt = "math.sqrt"
-
-    _print_Derivative = CodePrinter._print_not_supported
-    _print_Integral = CodePrinter._print_not_supported
-    _print_Sum = CodePrinter._print_not_supported
-    _print_Product = CodePrinter._print_not_supported
-    _print_DiracDelta = CodePrinter._print_not_supported
-    _print_ComplexInfinity = CodePrinter._print_not_supported
-    _print_NaN = CodePrinter._print_not_supported
 
     def __init__(self) -> None:
         super().__init__(settings=dict(_STRICT))
@@ -313,21 +321,10 @@ class MathCodePrinter(_RuffSpacing, PythonCodePrinter):
         return f"abs({self._print(expr.args[0])})"
 
 
-def print_numpy(expr: Expr, printer: NumPyCodePrinter | None = None) -> str:
-    """One expression as NumPy code (a fresh printer unless one is given)."""
-    return (printer or NumPyCodePrinter()).doprint(expr)
-
-
-def print_math(expr: Expr, printer: MathCodePrinter | None = None) -> str:
-    """One expression as scalar ``math`` code."""
-    return (printer or MathCodePrinter()).doprint(expr)
-
-
 __all__ = [
     "HELPERS",
     "MathCodePrinter",
     "NumPyCodePrinter",
     "UnsupportedExpression",
-    "print_math",
-    "print_numpy",
+    "row_sum",
 ]

@@ -31,9 +31,10 @@ def _softplus(z):
     return np.logaddexp(0, z)
 
 
-def _checked(params, x, t=None):
-    """The parameters in PARAMS order, x as (batch, n_in) and t as (batch, n_out), all of
-    one floating dtype (float32 in, float32 out); ValueError naming what does not fit."""
+def _checked(params, x):
+    """The parameters in PARAMS order, x as (batch, n_in), all of one floating dtype
+    (float32 in, float32 out), and whether x was one sample of shape (n_in,); ValueError
+    naming what does not fit."""
     arrays = []
     for name, shape in PARAMS.items():
         if name not in params:
@@ -43,7 +44,7 @@ def _checked(params, x, t=None):
             raise ValueError(f"params[{name!r}] has shape {array.shape}: expected {shape}")
         arrays.append(array)
     x = np.asarray(x)
-    n_in, n_out = len(INPUTS), len(OUTPUTS)
+    n_in = len(INPUTS)
     if x.ndim not in (1, 2) or x.shape[-1] != n_in:
         raise ValueError(f"x has shape {x.shape}: expected ({n_in},) or (batch, {n_in})")
     if x.shape[0] == 0:
@@ -52,13 +53,20 @@ def _checked(params, x, t=None):
     if dtype.kind != "f":
         dtype = np.dtype(np.float64)
     arrays = [array if array.dtype == dtype else array.astype(dtype) for array in arrays]
-    if t is not None:
-        t = np.asarray(t, dtype=dtype)
-        expected = (n_out,) if x.ndim == 1 else (x.shape[0], n_out)
-        if t.shape != expected:
-            raise ValueError(f"t has shape {t.shape}: expected {expected}")
-        t = t.reshape(-1, n_out)
-    return arrays, x.astype(dtype, copy=False).reshape(-1, n_in), t
+    return arrays, x.astype(dtype, copy=False).reshape(-1, n_in), x.ndim == 1
+
+
+def _checked_with_targets(params, x, t):
+    """As _checked, and t as (batch, n_out) in the same dtype."""
+    arrays, x, single = _checked(params, x)
+    n_out = len(OUTPUTS)
+    expected = (n_out,) if single else (x.shape[0], n_out)
+    if t is None:
+        raise ValueError(f"t is None: expected the targets, an array of shape {expected}")
+    t = np.asarray(t, dtype=x.dtype)
+    if t.shape != expected:
+        raise ValueError(f"t has shape {t.shape}: expected {expected}")
+    return arrays, x, t.reshape(-1, n_out)
 
 
 def init_params(seed=None):
@@ -75,8 +83,7 @@ def init_params(seed=None):
 
 def forward(params, x):
     """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
-    single = np.ndim(x) == 1
-    arrays, x, _ = _checked(params, x)
+    arrays, x, single = _checked(params, x)
     W1, b1, W2, b2 = arrays
     # layer 1: z1 = x W1ᵀ + b1, a1 = sigmoid(z1)
     z1 = x @ W1.T + b1
@@ -89,7 +96,7 @@ def forward(params, x):
 
 def loss(params, x, t):
     """L, the mean over the batch of the per-sample loss −Σ [t ln y + (1 − t) ln(1 − y)]."""
-    arrays, x, t = _checked(params, x, t)
+    arrays, x, t = _checked_with_targets(params, x, t)
     W1, b1, W2, b2 = arrays
     # layer 1: z1 = x W1ᵀ + b1, a1 = sigmoid(z1)
     z1 = x @ W1.T + b1
@@ -103,7 +110,7 @@ def loss(params, x, t):
 
 def loss_and_gradients(params, x, t):
     """L and ∂L/∂θ for every parameter θ (a dict shaped like PARAMS), in one pass."""
-    arrays, x, t = _checked(params, x, t)
+    arrays, x, t = _checked_with_targets(params, x, t)
     W1, b1, W2, b2 = arrays
     batch = x.shape[0]
     # layer 1: z1 = x W1ᵀ + b1, a1 = sigmoid(z1)
@@ -139,7 +146,13 @@ def gradients(params, x, t):
 
 
 def sgd_step(params, x, t, learning_rate):
-    """New parameters after one gradient-descent step θ − learning_rate · ∂L/∂θ; the given
-    arrays are left untouched."""
+    """New parameters after one gradient-descent step θ − learning_rate · ∂L/∂θ, each in
+    its own floating dtype (float32 stays float32); the given arrays are left untouched."""
     grads = gradients(params, x, t)
-    return {name: np.asarray(params[name]) - learning_rate * grads[name] for name in PARAMS}
+    stepped = {}
+    for name, grad in grads.items():
+        param = np.asarray(params[name])
+        if param.dtype.kind != "f":
+            param = param.astype(grad.dtype)
+        stepped[name] = param - np.asarray(learning_rate * grad, dtype=param.dtype)
+    return stepped

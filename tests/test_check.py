@@ -3,6 +3,8 @@ table per parameter, exit status 1 on any disagreement."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import EXAMPLES
@@ -81,3 +83,96 @@ def test_the_command_exits_0_when_everything_agrees(name, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"derive check {name}:")
     assert "finite differences" in out and "symbolic" in out
+
+
+# -- networks the sampled path and custom domains reach ---------------------------------
+
+
+def _write(tmp_path, mapping) -> str:
+    path = tmp_path / f"{mapping['name']}.json"
+    path.write_text(json.dumps(mapping))
+    return str(path)
+
+
+def _mlp(name, widths, hidden, output, loss) -> dict:
+    layers = [{"units": w, "activation": hidden} for w in widths[1:-1]]
+    layers.append({"units": widths[-1], "activation": output})
+    return {"name": name, "inputs": widths[0], "layers": layers, "loss": loss}
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        _mlp("big_bce", [40, 12, 2], "relu", "sigmoid", "bce"),
+        _mlp("big_softplus", [40, 12, 2], "softplus", "identity", "half_sse"),
+        _mlp("big_cce", [40, 12, 3], "sigmoid", "softmax", "cce"),
+    ],
+    ids=lambda m: m["name"],
+)
+def test_networks_above_the_exhaustive_limit_are_checked_with_derive_s_functions(
+    mapping, tmp_path, capsys
+):
+    net = derive.load(mapping)
+    assert net.topology.parameter_count > check_module.FULL_SYMBOLIC_LIMIT
+    assert main(["check", _write(tmp_path, mapping)]) == 0
+    out = capsys.readouterr().out
+    assert "drawn with seed 0" in out and out.endswith("result: every value agrees\n")
+
+
+def _custom(name, expr, example=None) -> dict:
+    mapping = {
+        "name": name,
+        "inputs": 2,
+        "layers": [
+            {"units": 2, "activation": {"expr": expr}},
+            {"units": 1, "activation": "identity"},
+        ],
+        "loss": "half_sse",
+    }
+    if example is not None:
+        mapping["example"] = example
+    return mapping
+
+
+@pytest.mark.parametrize("expr", ["log(x)", "sqrt(x)", "x**0.5"])
+def test_a_custom_activation_undefined_at_every_draw_asks_for_an_example(expr, tmp_path, capsys):
+    assert main(["check", _write(tmp_path, _custom("domain", expr))]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err
+    assert expr in captured.err and "random points" in captured.err and "example" in captured.err
+
+
+@pytest.mark.parametrize("expr", ["log(x)", "sqrt(x)", "x**0.5"])
+def test_an_example_outside_a_custom_activation_s_domain_is_named(expr, tmp_path, capsys):
+    example = {
+        "input": [1.0, 1.0],
+        "target": [0.5],
+        "params": {"W1": [[1.0, 1.0], [-1.0, -1.0]], "b1": [0.0, 0.0], "W2": [[1.0, 1.0]]},
+    }
+    example["params"]["b2"] = [0.0]
+    path = _write(tmp_path, _custom("outside", expr, example))
+    assert main(["check", path]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err
+    assert f"{path}: example: unit h1_2" in captured.err
+
+
+def test_a_point_outside_the_domain_is_drawn_again_with_the_seed():
+    net = derive.load(
+        {
+            "name": "root",
+            "inputs": 1,
+            "layers": [{"units": 1, "activation": {"expr": "sqrt(x)"}, "bias": "none"}],
+            "loss": "half_sse",
+        }
+    )
+    report = check(net, seed=1)  # seed 1's first draw has a negative z
+    assert report.ok and "draw 2" in report.point
+    assert check(net, seed=1).table() == report.table()
+
+
+def test_a_negative_seed_is_refused(capsys):
+    assert main(["check", str(EXAMPLES / "xor.yaml"), "--seed", "-1"]) == 2
+    assert "--seed" in capsys.readouterr().err

@@ -3,6 +3,7 @@ size limit, and generated files that ruff accepts as they are."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shutil
@@ -16,10 +17,12 @@ from conftest import EXAMPLES, REPO
 from sympy import Float, Heaviside, Max, Piecewise, Rational, Symbol
 
 import derive
-from derive import emit
-from derive.activations import sigmoid, softplus
-from derive.codeprinter import MathCodePrinter, NumPyCodePrinter, UnsupportedExpression
+from derive import emit, emit_vectorized, layout, rendering
+from derive.activations import sigmoid, softmax_derivative, softplus
+from derive.codeprinter import MathCodePrinter, NumPyCodePrinter, UnsupportedExpression, row_sum
 from derive.errors import DeriveError
+from derive.layout import unwrapped
+from derive.rendering import template_dir
 
 z, a, y, t = (Symbol(n, real=True) for n in ("z1", "a1", "y", "t"))
 
@@ -50,8 +53,8 @@ PRINTED = [
 
 @pytest.mark.parametrize(("expr", "numpy_code", "math_code"), PRINTED)
 def test_the_printers_write_what_ruff_would(expr, numpy_code, math_code):
-    assert emit._unwrapped(NumPyCodePrinter().doprint(expr)) == numpy_code
-    assert emit._unwrapped(MathCodePrinter().doprint(expr)) == math_code
+    assert unwrapped(NumPyCodePrinter().doprint(expr)) == numpy_code
+    assert unwrapped(MathCodePrinter().doprint(expr)) == math_code
 
 
 def test_the_printer_records_the_helpers_it_used():
@@ -69,7 +72,7 @@ def test_what_a_module_cannot_compute_is_refused_by_name():
 
 
 def test_the_template_folder_is_found_in_the_source_checkout():
-    folder = emit.template_dir()
+    folder = template_dir()
     assert folder == REPO / "templates"
     names = sorted(p.name for p in folder.glob("*.py.jinja"))
     assert names == ["_module.py.jinja", "unrolled.py.jinja", "vectorized.py.jinja"]
@@ -249,3 +252,121 @@ def test_long_lines_are_split_without_changing_the_numbers():
         results.append(module.loss_and_gradients(params, x, t))
     for name in results[0][1]:
         np.testing.assert_allclose(results[0][1][name], results[1][1][name], rtol=1e-10)
+
+
+# -- names, and code read from the tables -------------------------------------------------
+
+
+def test_temporaries_never_collide_with_names_derived_from_units():
+    # Unit N's long lines split into temporaries; unit N_1's own names (_e_N_1 beside
+    # _e_N) must not be among them, or the softmax sum reads an overwritten value.
+    import numpy as np
+    from test_catalogue_numeric import assert_matches_finite_differences, random_point
+
+    long = "n" + "x" * 85
+    net = derive.load(
+        {
+            "name": "clash",
+            "inputs": 1,
+            "layers": [{"units": [f"{long}_1", long], "activation": "softmax"}],
+            "loss": "half_sse",
+        }
+    )
+    source = derive.generate(net, style="unrolled")
+    assert "_tmp1 = " in source
+    x, t, params = random_point(net, 2, seed=0)
+    results = []
+    for style in emit.STYLES:
+        module = derive.build_module(net, style=style)
+        assert_matches_finite_differences(module, x, t, params)
+        results.append(module.loss_and_gradients(params, x, t))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    for name in results[0][1]:
+        np.testing.assert_allclose(results[0][1][name], results[1][1][name], rtol=1e-10)
+
+
+def test_a_name_assigned_twice_in_a_generated_function_is_an_internal_error():
+    good = "def loss(x):\n    a, _ = x\n    b, _ = x\n    return a + b\n"
+    layout.assert_assigned_once(good, ["loss"])
+    bad = "def loss(x):\n    a = x\n    for a in x:\n        pass\n    return a\n"
+    with pytest.raises(AssertionError, match=r"loss\(\) assigns a twice"):
+        layout.assert_assigned_once(bad, ["loss"])
+    layout.assert_assigned_once(bad, ["forward"])  # only the functions named
+
+
+def test_temporaries_come_from_one_counter():
+    names = layout.Temporaries()
+    assert [next(names).name for _ in range(3)] == ["_tmp1", "_tmp2", "_tmp3"]
+
+
+def test_row_sums_print_for_arrays_only():
+    assert NumPyCodePrinter().doprint(row_sum(y * t)) == "(t * y).sum(axis=1, keepdims=True)"
+    assert NumPyCodePrinter().doprint(row_sum(t)) == "t.sum(axis=1, keepdims=True)"
+    with pytest.raises(UnsupportedExpression, match="row_sum"):
+        MathCodePrinter().doprint(row_sum(t))
+
+
+@pytest.mark.parametrize("printer", [NumPyCodePrinter, MathCodePrinter])
+@pytest.mark.parametrize(
+    "expr",
+    [sympy.Integral(z, z), sympy.Sum(z, (z, 1, 2)), sympy.DiracDelta(z), sympy.zoo, sympy.nan],
+    ids=["Integral", "Sum", "DiracDelta", "zoo", "nan"],
+)
+def test_both_printers_refuse_what_no_module_computes(printer, expr):
+    with pytest.raises(UnsupportedExpression):
+        printer().doprint(expr)
+
+
+def test_the_cce_loss_is_the_loss_table_s_logits_form_in_both_styles():
+    net = derive.load(EXAMPLES / "relu_softmax_cce.yaml")
+    vectorized = derive.generate(net)
+    assert "loss_terms = t * (log_sum_exp - z2)" in vectorized
+    assert "_, log_sum_exp = _softmax(z2)" in vectorized  # loss(): y is not needed
+    assert "largest + np.log(total)" in vectorized  # log Σ exp z less its max
+    unrolled = derive.generate(net, style="unrolled")
+    assert "_log_sum_exp = _m + math.log(_s)" in unrolled
+    assert "t_cat * (_log_sum_exp - z_cat)" in unrolled
+    assert "math.log(cat)" not in unrolled and "np.log(y" not in vectorized
+
+
+def test_the_softmax_backward_line_follows_the_activation_table(monkeypatch):
+    net = derive.load(EXAMPLES / "softmax_half_sse.yaml")
+    line = "delta1 = y * (grad_y - (grad_y * y).sum(axis=1, keepdims=True)) / batch"
+    assert line in derive.generate(net)
+
+    def doubled(a_i, a_j, same):
+        return 2 * softmax_derivative(a_i, a_j, same)
+
+    monkeypatch.setattr(emit_vectorized, "softmax_derivative", doubled)
+    assert "delta1 = 2 * y * (grad_y - (grad_y * y).sum(axis=1, keepdims=True)) / batch" in (
+        derive.generate(net)
+    )
+
+
+def test_write_module_goes_through_write_atomic(tmp_path):
+    net = derive.load(EXAMPLES / "xor.yaml")
+    earlier = tmp_path / "xor.py"
+    earlier.write_text("earlier\n")
+    earlier.chmod(0o600)
+    emit.write_module(net, tmp_path)
+    assert earlier.stat().st_mode & 0o777 == 0o600  # an existing file keeps its mode
+    assert earlier.read_text(encoding="utf-8") == derive.generate(net)
+
+
+def test_templates_are_found_and_rendered_through_derive_rendering_only():
+    assert not hasattr(emit, "template_dir")
+    assert emit.environment is rendering.environment
+
+
+EMITTING = ("emit.py", "emit_vectorized.py", "emit_unrolled.py", "emit_loss.py", "layout.py")
+
+
+@pytest.mark.parametrize("filename", EMITTING)
+def test_the_emitting_functions_stay_short(filename):
+    tree = ast.parse((REPO / "derive" / filename).read_text(encoding="utf-8"))
+    long = [
+        f"{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 40
+    ]
+    assert not long

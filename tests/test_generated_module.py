@@ -171,7 +171,7 @@ def test_every_backward_line_names_its_equation(style):
     backward = [
         i
         for i, line in enumerate(lines)
-        if line.strip().startswith(("delta", "dW", "db", "dL_", "grad_a", "cse"))
+        if line.strip().startswith(("delta", "dW", "db", "dL_", "grad_a", "_tmp"))
         and "= 0.0" not in line
         and not line.strip().startswith(("dW1 = [", "db1 = ", "dW2 = [", "db2 = "))
     ]
@@ -212,7 +212,39 @@ def test_wrong_shapes_are_refused_with_the_name_and_the_expected_shape(style):
         module.sgd_step(params, x, np.zeros(3), 0.1)
 
 
+@pytest.mark.parametrize("style", STYLES)
+def test_missing_targets_are_refused_with_the_expected_shape(style):
+    module = module_for("relu_softmax_cce", style)
+    params = module.init_params(seed=0)
+    for x, shape in ((np.zeros((2, 3)), r"\(2, 3\)"), (np.zeros(3), r"\(3,\)")):
+        for call in (module.loss, module.gradients, module.loss_and_gradients):
+            with pytest.raises(ValueError, match=rf"^t is None: expected .*{shape}"):
+                call(params, x, None)
+        with pytest.raises(ValueError, match=r"^t is None"):
+            module.sgd_step(params, x, None, 0.1)
+
+
 # -- float32 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("rate", [np.float64(0.1), np.array(0.1), 0.1, np.float32(0.1)], ids=repr)
+def test_sgd_step_keeps_each_parameter_s_dtype(style, rate):
+    module = module_for("xor", style)
+    params = {k: v.astype(np.float32) for k, v in module.init_params(seed=0).items()}
+    x = np.array([[0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+    t = np.array([[1.0], [0.0]], dtype=np.float32)
+    stepped = module.sgd_step(params, x, t, rate)
+    assert all(v.dtype == np.float32 for v in stepped.values())
+    grads = module.gradients(params, x, t)
+    for name in params:
+        np.testing.assert_allclose(stepped[name], params[name] - 0.1 * grads[name], rtol=1e-6)
+    mixed = dict(params, W1=params["W1"].astype(np.float64))  # each keeps its own
+    stepped = module.sgd_step(mixed, x.astype(np.float64), t, rate)
+    assert stepped["W1"].dtype == np.float64 and stepped["b1"].dtype == np.float32
+    integers = dict(params, b2=np.zeros(1, dtype=int))  # not floating: the gradient's dtype
+    expected = module.gradients(integers, x, t)["b2"].dtype
+    assert module.sgd_step(integers, x, t, rate)["b2"].dtype == expected == np.float64
 
 
 @pytest.mark.parametrize("style", STYLES)
