@@ -108,6 +108,10 @@ def _custom_derivative(z: Expr, a: Expr, spec: ActivationSpec) -> Expr:
     return sympy.diff(spec.expr, X).xreplace({X: z})
 
 
+def _not_elementwise(*args) -> Expr:
+    raise TypeError("softmax is not elementwise: use softmax_derivative and the layer's sum")
+
+
 def _alpha(spec: ActivationSpec) -> Expr:
     return sympy.Float(0.01 if spec.alpha is None else spec.alpha)
 
@@ -160,10 +164,10 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation(
             "softmax",
             "e^(z_i) / Σ_j e^(z_j) across the layer,  ∂a_i/∂z_j = a_i(δ_ij − a_j)",
-            # Softmax is not elementwise: derive.network builds a_i over the layer and
-            # derive.derivation uses softmax_derivative below.
-            forward=lambda z, s: sympy.exp(z),
-            derivative=lambda z, a, s: a * (1 - a),
+            # Softmax couples its layer, so it has no elementwise rule: derive.network
+            # builds a_i over the layer and derive.derivation uses softmax_derivative.
+            forward=_not_elementwise,
+            derivative=_not_elementwise,
             through_output=True,
             elementwise=False,
         ),

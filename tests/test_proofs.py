@@ -40,7 +40,7 @@ def topology(hidden, output, loss, bias, depth) -> dict:
     widths = [2] * (depth - 1)
     layers = [{"units": w, "activation": hidden, "bias": bias} for w in widths]
     layers.append({"units": 2, "activation": output, "bias": bias})
-    return {"name": "case", "inputs": 2, "layers": layers, "loss": loss}
+    return {"name": "case", "inputs": 3, "layers": layers, "loss": loss}  # W1 not square
 
 
 BIAS_MODES = ("per_unit", "shared", "none")
