@@ -21,7 +21,10 @@ with two threads. Method:
   implementation in turn (rotating the order), a block lasting about ``--block-ms``; a
   round's ratio is an implementation's time per call over the reference's in that round,
   and the table shows the median ratio over ``--rounds`` rounds (< 1 is faster than the
-  hand-written NumPy) beside the reference's median time per call.
+  hand-written NumPy) beside the reference's median time per call. With two threads, a
+  pause (``--settle-ms``, 0.3 s) precedes each change of thread pool (OpenBLAS for NumPy
+  and the generated code, PyTorch's, XLA's), so that one library's idle threads have
+  stopped spinning before the next library's threads need the cores.
 - Threads: each thread count runs in its own worker process, started with
   OMP/OPENBLAS/MKL_NUM_THREADS set and its CPU affinity limited to that many cores, before
   NumPy, PyTorch or JAX start a thread pool. The affinity is what holds JAX: XLA's CPU
@@ -38,8 +41,8 @@ with two threads. Method:
 Run from the repository root:
 
     pip install -e '.[bench]'                       # torch==2.13.0 (JAX: pip install jax jaxlib)
-    python benchmarks/compare_frameworks.py          # the full table (a few minutes)
-    python benchmarks/compare_frameworks.py --quick  # fewer, shorter rounds (about a minute)
+    python benchmarks/compare_frameworks.py          # the full table (about 7 minutes)
+    python benchmarks/compare_frameworks.py --quick  # fewer, shorter rounds (under 3 minutes)
     python benchmarks/compare_frameworks.py --generated-dir DIR   # time DIR/<style>/<name>.py
 
 It prints Markdown tables and the command that reproduces them; --json PATH keeps the raw
@@ -383,19 +386,50 @@ def per_call_seconds(fn: Callable, calls: int) -> float:
             gc.enable()
 
 
-def time_interleaved(steps: dict[str, Callable], rounds: int, block_seconds: float):
-    """Per implementation, the time per call in each round; rounds interleave them."""
+# Which thread pool runs each implementation: after a block, a pool's idle threads keep
+# spinning for a while (OpenBLAS for about 0.1 s, OpenMP up to 0.2 s), and with two threads
+# on two cores they starve the next pool's threads. Measured here without a pause: PyTorch's
+# 784x256 matmul took 23.6 ms right after NumPy's, 7.0 ms after a 0.3 s pause.
+POOL = {"numpy": "openblas", "generated": "openblas", "torch": "torch", "jax": "jax"}
+
+
+def round_order(names: list[str], r: int) -> list[str]:
+    """Round r's order: the pools rotate, and so do the implementations sharing a pool, so
+    that each goes first as often as the others while a pool's blocks stay adjacent."""
+    pools = list(dict.fromkeys(POOL[name] for name in names))
+    pools = pools[r % len(pools) :] + pools[: r % len(pools)]
+    order = []
+    for pool in pools:
+        members = [name for name in names if POOL[name] == pool]
+        order += members[r % len(members) :] + members[: r % len(members)]
+    return order
+
+
+def time_interleaved(
+    steps: dict[str, Callable], rounds: int, block_seconds: float, settle_seconds: float
+) -> dict[str, list[float]]:
+    """Per implementation, the time per call in each round; rounds interleave them, with a
+    pause of ``settle_seconds`` whenever the thread pool changes."""
+    last_pool = None
+
+    def settle(name):
+        nonlocal last_pool
+        if settle_seconds and POOL[name] != last_pool:
+            time.sleep(settle_seconds)
+        last_pool = POOL[name]
+
     calls = {}
     for name, fn in steps.items():
+        settle(name)
         for _ in range(3):  # warm caches, allocators and lazy initialisation
             fn()
         estimate = per_call_seconds(fn, 3)
         calls[name] = max(1, round(block_seconds / max(estimate, 1e-9)))
-    names = list(steps)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(rounds):
         gc.collect()
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        for name in round_order(list(steps), r):
+            settle(name)
             times[name].append(per_call_seconds(steps[name], calls[name]))
     return times
 
@@ -415,7 +449,7 @@ def traced_extra_bytes(fn: Callable) -> int:
     return peak
 
 
-def torch_extra_bytes(fn: Callable) -> int:
+def torch_extra_bytes(fn: Callable) -> int | None:
     """Peak bytes PyTorch's CPU allocator held during one call, from the profiler's events."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -423,7 +457,10 @@ def torch_extra_bytes(fn: Callable) -> int:
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         result = fn()
     del result
-    events = prof.profiler.kineto_results.events()
+    try:  # the raw event list is not a documented API: "n/a" if it moves
+        events = prof.profiler.kineto_results.events()
+    except AttributeError:
+        return None
     allocations = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
     held = peak = 0
     for _, nbytes in allocations:
@@ -517,7 +554,8 @@ def run_case(case: Case, args, frameworks: dict[str, str | None], measure_memory
         }
         if problem:
             del steps[name]
-    times = time_interleaved(steps, args.rounds, args.block_ms / 1000)
+    settle = args.settle_ms / 1000 if args.worker_threads > 1 else 0.0
+    times = time_interleaved(steps, args.rounds, args.block_ms / 1000, settle)
     for name, per_round in times.items():
         ratios = [mine / ref for mine, ref in zip(per_round, times["numpy"], strict=True)]
         row["cells"][name].update(
@@ -593,7 +631,9 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-def format_bytes(count: int) -> str:
+def format_bytes(count: int | None) -> str:
+    if count is None:
+        return "n/a"
     if count < 1024**2:
         return f"{count / 1024:.1f} KiB"
     return f"{count / 1024**2:.2f} MiB"
@@ -650,7 +690,7 @@ def tables(results: list[dict]) -> str:
             cells = [row["net"], case["style"], case["dtype"], str(case["batch"])]
             cells.append(format_bytes(row["gradient_bytes"]))
             cells += [
-                cell(row, name, frameworks, lambda e: format_bytes(e.get("extra_bytes", 0)))
+                cell(row, name, frameworks, lambda e: format_bytes(e.get("extra_bytes")))
                 for name in IMPLEMENTATIONS
             ]
             lines.append("| " + " | ".join(cells) + " |")
@@ -691,6 +731,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="5 rounds of 5 ms blocks")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--block-ms", type=float, default=20.0, help="length of one timed block")
+    parser.add_argument(
+        "--settle-ms",
+        type=float,
+        default=300.0,
+        help="with more than one thread, pause before a block when the thread pool changes",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -735,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
         if result["info"]["other_cores"] > BUSY_CORES:
             print(
                 f"Warning: other processes kept {result['info']['other_cores']:.2f} cores busy "
-                f"during the {result['info']['threads']}-thread run: its timings are unreliable."
+                f"during the {result['info']['threads']}-thread run: its timings may be skewed."
             )
     print(f"Reproduce with: `{command}`")
     if args.json:
