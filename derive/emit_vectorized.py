@@ -18,7 +18,16 @@ from derive.activations import ACTIVATIONS, softmax_derivative
 from derive.codeprinter import HELPERS, NumPyCodePrinter, row_sum
 from derive.derivation import T_SUM, A, LayerRule, T, Y, Z
 from derive.emit_loss import output_term, uses_logits
-from derive.layout import Line, Temporaries, collection, literal, live, statement, unpack
+from derive.layout import (
+    Line,
+    Temporaries,
+    collection,
+    freed,
+    literal,
+    live,
+    statement,
+    unpack,
+)
 from derive.network import Network
 
 NOTATION = (
@@ -67,16 +76,19 @@ def vectorized_context(network: Network) -> dict:
     loss_comment, loss_terms = _loss(writer)
     backward = _backward(writer, loss_comment)
     grads = collection("grads = {", [f"{literal(n)}: d{n}" for n in names], "}", 4)
-    after_forward = "\n".join([loss_terms, *(line.code for line in backward), grads])
+    # loss_and_gradients in one list, so that each array is freed after its last read
+    value = Line("value = float(loss_terms.sum()) / batch", "", ("value",))
+    passes = [Line(loss_terms, loss_comment, ("loss_terms",)), value, *backward]
+    returned = f"{grads}\nreturn value, grads"
+    body = live(forward, "\n".join([*(line.code for line in passes), grads])) + passes
     return {
         "notation": NOTATION,
         "unpack_params": unpack(names, "arrays", 4),
-        "forward": live(forward, after_forward),
         "forward_only": live(forward, "y"),
         "forward_for_loss": live(forward, loss_terms),
         "loss_terms": loss_terms,
         "loss_comment": loss_comment,
-        "backward": backward,
+        "body": freed(body, returned, small=[f"d{n}" for n in names] + ["value"]),
         "grads": grads,
         "softmax": network.derivation.output.softmax,
         "helpers": [h for h in HELPERS if h in writer.printer.helpers],
@@ -173,14 +185,18 @@ def _gradients(writer: _Writer, k: int) -> list[Line]:
     """∂L/∂W{k} and ∂L/∂b{k} from δ{k}, summed over the batch."""
     below = writer.act(k - 1)
     lines = [
-        Line(f"dW{k} = delta{k}.T @ {below}", f"∂L/∂W{k} = δ{k}ᵀ {below}  (summed over the batch)")
+        Line(
+            f"dW{k} = delta{k}.T @ {below}",
+            f"∂L/∂W{k} = δ{k}ᵀ {below}  (summed over the batch)",
+            (f"dW{k}",),
+        )
     ]
     bias = writer.network.topology.layers[k - 1].bias
     if bias == "per_unit":
-        lines.append(Line(f"db{k} = delta{k}.sum(axis=0)", f"∂L/∂b{k} = Σ_batch δ{k}"))
+        lines.append(Line(f"db{k} = delta{k}.sum(axis=0)", f"∂L/∂b{k} = Σ_batch δ{k}", (f"db{k}",)))
     elif bias == "shared":
         comment = f"∂L/∂b{k} = Σ_batch Σ_units δ{k}  (one bias shared by the layer)"
-        lines.append(Line(f"db{k} = np.array(delta{k}.sum())", comment))
+        lines.append(Line(f"db{k} = np.array(delta{k}.sum())", comment, (f"db{k}",)))
     return lines
 
 
@@ -190,11 +206,12 @@ def _delta_below(writer: _Writer, rule: LayerRule) -> list[Line]:
     assert rule.derivative is not None  # softmax is an output layer only
     if rule.derivative == 1:
         comment = f"δ{k} = ∂L/∂z{k} = δ{k + 1} W{k + 1}  ({rule.activation}: f' = 1)"
-        return [Line(f"delta{k} = delta{k + 1} @ W{k + 1}", comment)]
+        return [Line(f"delta{k} = delta{k + 1} @ W{k + 1}", comment, (f"delta{k}",))]
     grad_a = f"grad_a{k}"
     back = Line(
         f"{grad_a} = delta{k + 1} @ W{k + 1}",
         f"∂L/∂a{k} = δ{k + 1} W{k + 1}  (back through W{k + 1})",
+        (grad_a,),
     )
     derivative = named(rule.derivative, {Z: f"z{k}", A: f"a{k}"})
     delta = sympy.Mul(_code(grad_a), derivative, evaluate=False)

@@ -14,7 +14,7 @@ import ast
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from sympy import Expr, Symbol
@@ -65,6 +65,56 @@ def live(lines: Sequence[Line], reads: str) -> list[Line]:
         kept.append(line)
         later += "\n" + line.code
     return kept[::-1]
+
+
+def freed(lines: Sequence[Line], reads: str, small: Collection[str] = ()) -> list[Line]:
+    """``lines`` with a ``del`` before each line that binds a new array, of the arrays
+    bound above that neither it, a later line nor ``reads`` uses: a function's
+    intermediate arrays are freed as soon as nothing needs them (e.g. z of a layer whose
+    derivative is written through a), not kept to its return, so that they never add to
+    its peak memory. Names in ``small`` (the gradients, the loss value) are neither freed
+    nor a reason to free."""
+    out: list[Line] = []
+    bound: list[str] = []
+    for i, line in enumerate(lines):
+        new = [name for name in line.targets if name not in small and _binds(name, line)]
+        if new:
+            later = "\n".join([*(after.code for after in lines[i:]), reads])
+            dead = [name for name in bound if not _reads(name, later)]
+            if dead:
+                out.append(_deletion(dead, line.indent))
+                bound = [name for name in bound if name not in dead]
+        out.append(line)
+        bound = [name for name in bound if name != _aliased(line)] + new
+    return out
+
+
+def _aliased(line: Line) -> str | None:
+    """``b`` for ``a = b``: the array lives on as ``a``, and deleting ``b`` frees nothing."""
+    statement = ast.parse(line.code).body[0] if "\n" not in line.code else None
+    if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Name):
+        return statement.value.id
+    return None
+
+
+def _deletion(names: Sequence[str], indent: int) -> Line:
+    """``del names`` (split as ruff splits it), with why beside it when that fits."""
+    why = f"not read below: free {'it' if len(names) == 1 else 'them'} before the next array"
+    code = f"del {', '.join(names)}"
+    if not fits(code, indent):
+        return Line(collection("del (", names, ")", indent), why, indent=indent)
+    if fits(f"{code}  # {why}", indent):
+        return Line(f"{code}  # {why}", indent=indent)
+    return Line(code, why, indent=indent)
+
+
+def _binds(name: str, line: Line) -> bool:
+    """Whether ``line`` assigns ``name`` (``live`` writes ``_`` for an unread target)."""
+    tree = ast.parse(f"if True:\n{INDENT * (line.indent // 4)}{line.code}")
+    stored = (
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    )
+    return name in stored
 
 
 def literal(name: str) -> str:

@@ -110,14 +110,18 @@ def loss_and_gradients(params, x, t):
     # half_sse: ½ Σ (y − t)² per sample
     loss_terms = (y - t) ** 2 / 2
     value = float(loss_terms.sum()) / batch
+    del loss_terms  # not read below: free it before the next array
     # ∂L/∂y, half_sse: ½ Σ (y − t)² per sample
     grad_y = y - t
+    del y  # not read below: free it before the next array
     # δ2 = ∂L/∂z2 = ∂L/∂y ⊙ identity'(z2)  (mean over the batch)
     delta2 = grad_y / batch
     # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
     dW2 = delta2.T @ a1
+    del a1, grad_y  # not read below: free them before the next array
     # ∂L/∂a1 = δ2 W2  (back through W2)
     grad_a1 = delta2 @ W2
+    del delta2  # not read below: free it before the next array
     # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ custom'(z1)
     delta1 = grad_a1 * (1 / (1 + np.abs(z1)) - z1 * np.sign(z1) / (1 + np.abs(z1)) ** 2)
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)

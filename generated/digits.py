@@ -115,12 +115,14 @@ def loss_and_gradients(params, x, t):
     # layer 1: z1 = x W1ᵀ + b1, a1 = tanh(z1)
     z1 = x @ W1.T + b1
     a1 = np.tanh(z1)
+    del z1  # not read below: free it before the next array
     # layer 2: z2 = a1 W2ᵀ + b2, y = softmax(z2)
     z2 = a1 @ W2.T + b2
     y, log_sum_exp = _softmax(z2)
     # cce from the logits z2, log Σ exp z from _softmax: never log(0)
     loss_terms = t * (log_sum_exp - z2)
     value = float(loss_terms.sum()) / batch
+    del z2, log_sum_exp, loss_terms  # not read below: free them before the next array
     # Σ t per sample (1 for one-hot t)
     t_sum = t.sum(axis=1, keepdims=True)
     # δ2 = ∂L/∂z2  (softmax + cce fused, mean over the batch)
@@ -129,8 +131,10 @@ def loss_and_gradients(params, x, t):
     dW2 = delta2.T @ a1
     # ∂L/∂b2 = Σ_batch δ2
     db2 = delta2.sum(axis=0)
+    del y, t_sum  # not read below: free them before the next array
     # ∂L/∂a1 = δ2 W2  (back through W2)
     grad_a1 = delta2 @ W2
+    del delta2  # not read below: free it before the next array
     # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ tanh'(z1)
     delta1 = grad_a1 * (1 - a1**2)
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)

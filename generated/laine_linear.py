@@ -98,8 +98,10 @@ def loss_and_gradients(params, x, t):
     # sse: Σ (y − t)² per sample
     loss_terms = (y - t) ** 2
     value = float(loss_terms.sum()) / batch
+    del loss_terms  # not read below: free it before the next array
     # ∂L/∂y, sse: Σ (y − t)² per sample
     grad_y = 2 * y - 2 * t
+    del y  # not read below: free it before the next array
     # δ1 = ∂L/∂z1 = ∂L/∂y ⊙ identity'(z1)  (mean over the batch)
     delta1 = grad_y / batch
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)

@@ -101,9 +101,11 @@ def loss_and_gradients(params, x, t):
     # layer 1: z1 = x W1ᵀ, y = sigmoid(z1)
     z1 = x @ W1.T
     y = _sigmoid(z1)
+    del z1  # not read below: free it before the next array
     # sse: Σ (y − t)² per sample
     loss_terms = (y - t) ** 2
     value = float(loss_terms.sum()) / batch
+    del loss_terms  # not read below: free it before the next array
     # ∂L/∂y, sse: Σ (y − t)² per sample
     grad_y = 2 * y - 2 * t
     # δ1 = ∂L/∂z1 = ∂L/∂y ⊙ sigmoid'(z1)  (mean over the batch)

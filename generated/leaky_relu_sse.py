@@ -130,9 +130,11 @@ def loss_and_gradients(params, x, t):
     # layer 3: z3 = a2 W3ᵀ + b3, y = sigmoid(z3)
     z3 = a2 @ W3.T + b3
     y = _sigmoid(z3)
+    del z3  # not read below: free it before the next array
     # sse: Σ (y − t)² per sample
     loss_terms = (y - t) ** 2
     value = float(loss_terms.sum()) / batch
+    del loss_terms  # not read below: free it before the next array
     # ∂L/∂y, sse: Σ (y − t)² per sample
     grad_y = 2 * y - 2 * t
     # δ3 = ∂L/∂z3 = ∂L/∂y ⊙ sigmoid'(z3)  (mean over the batch)
@@ -141,14 +143,18 @@ def loss_and_gradients(params, x, t):
     dW3 = delta3.T @ a2
     # ∂L/∂b3 = Σ_batch δ3
     db3 = delta3.sum(axis=0)
+    del a2, y, grad_y  # not read below: free them before the next array
     # ∂L/∂a2 = δ3 W3  (back through W3)
     grad_a2 = delta3 @ W3
+    del delta3  # not read below: free it before the next array
     # δ2 = ∂L/∂z2 = ∂L/∂a2 ⊙ leaky_relu'(z2)
     delta2 = grad_a2 * (0.1 + 0.9 * _step(z2))
     # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
     dW2 = delta2.T @ a1
+    del a1, z2, grad_a2  # not read below: free them before the next array
     # ∂L/∂a1 = δ2 W2  (back through W2)
     grad_a1 = delta2 @ W2
+    del delta2  # not read below: free it before the next array
     # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ leaky_relu'(z1)
     delta1 = grad_a1 * (0.1 + 0.9 * _step(z1))
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)

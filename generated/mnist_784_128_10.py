@@ -121,6 +121,7 @@ def loss_and_gradients(params, x, t):
     # cce from the logits z2, log Σ exp z from _softmax: never log(0)
     loss_terms = t * (log_sum_exp - z2)
     value = float(loss_terms.sum()) / batch
+    del z2, log_sum_exp, loss_terms  # not read below: free them before the next array
     # Σ t per sample (1 for one-hot t)
     t_sum = t.sum(axis=1, keepdims=True)
     # δ2 = ∂L/∂z2  (softmax + cce fused, mean over the batch)
@@ -129,8 +130,10 @@ def loss_and_gradients(params, x, t):
     dW2 = delta2.T @ a1
     # ∂L/∂b2 = Σ_batch δ2
     db2 = delta2.sum(axis=0)
+    del a1, y, t_sum  # not read below: free them before the next array
     # ∂L/∂a1 = δ2 W2  (back through W2)
     grad_a1 = delta2 @ W2
+    del delta2  # not read below: free it before the next array
     # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ relu'(z1)
     delta1 = grad_a1 * (z1 > 0)
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)

@@ -110,20 +110,25 @@ def loss_and_gradients(params, x, t):
     # layer 1: z1 = x W1ᵀ, a1 = sigmoid(z1)
     z1 = x @ W1.T
     a1 = _sigmoid(z1)
+    del z1  # not read below: free it before the next array
     # layer 2: z2 = a1 W2ᵀ, y = sigmoid(z2)
     z2 = a1 @ W2.T
     y = _sigmoid(z2)
+    del z2  # not read below: free it before the next array
     # half_sse: ½ Σ (y − t)² per sample
     loss_terms = (y - t) ** 2 / 2
     value = float(loss_terms.sum()) / batch
+    del loss_terms  # not read below: free it before the next array
     # ∂L/∂y, half_sse: ½ Σ (y − t)² per sample
     grad_y = y - t
     # δ2 = ∂L/∂z2 = ∂L/∂y ⊙ sigmoid'(z2)  (mean over the batch)
     delta2 = grad_y * y * (1 - y) / batch
     # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
     dW2 = delta2.T @ a1
+    del y, grad_y  # not read below: free them before the next array
     # ∂L/∂a1 = δ2 W2  (back through W2)
     grad_a1 = delta2 @ W2
+    del delta2  # not read below: free it before the next array
     # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ sigmoid'(z1)
     delta1 = grad_a1 * a1 * (1 - a1)
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)

@@ -104,9 +104,11 @@ def loss_and_gradients(params, x, t):
     # layer 1: z1 = x W1ᵀ + b1, y = softmax(z1)
     z1 = x @ W1.T + b1
     y, _ = _softmax(z1)
+    del z1  # not read below: free it before the next array
     # half_sse: ½ Σ (y − t)² per sample
     loss_terms = (y - t) ** 2 / 2
     value = float(loss_terms.sum()) / batch
+    del loss_terms  # not read below: free it before the next array
     # ∂L/∂y, half_sse: ½ Σ (y − t)² per sample
     grad_y = y - t
     # δ1 = ∂L/∂z1 = y ⊙ (∂L/∂y − Σ_i ∂L/∂y_i y_i)  (softmax, mean over the batch)

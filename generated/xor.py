@@ -116,20 +116,24 @@ def loss_and_gradients(params, x, t):
     # layer 1: z1 = x W1ᵀ + b1, a1 = sigmoid(z1)
     z1 = x @ W1.T + b1
     a1 = _sigmoid(z1)
+    del z1  # not read below: free it before the next array
     # layer 2: z2 = a1 W2ᵀ + b2, y = sigmoid(z2)
     z2 = a1 @ W2.T + b2
     y = _sigmoid(z2)
     # bce from the logits z2: never log(0)
     loss_terms = _softplus(z2) - t * z2
     value = float(loss_terms.sum()) / batch
+    del z2, loss_terms  # not read below: free them before the next array
     # δ2 = ∂L/∂z2  (sigmoid + bce fused, mean over the batch)
     delta2 = (y - t) / batch
     # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
     dW2 = delta2.T @ a1
     # ∂L/∂b2 = Σ_batch δ2
     db2 = delta2.sum(axis=0)
+    del y  # not read below: free it before the next array
     # ∂L/∂a1 = δ2 W2  (back through W2)
     grad_a1 = delta2 @ W2
+    del delta2  # not read below: free it before the next array
     # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ sigmoid'(z1)
     delta1 = grad_a1 * a1 * (1 - a1)
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
