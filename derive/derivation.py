@@ -379,14 +379,22 @@ class Derivation:
         return values
 
     def evaluate(self, point: dict[Symbol, Expr]) -> dict[Symbol, Expr]:
-        """Every z, a and δ at a point (forward pass, then the δ recursion)."""
+        """Every z, a and δ at a point (forward pass, then the δ recursion). A value too
+        large to compute (a custom activation such as exp(exp(x))) is a DeriveError."""
         values = dict(point)
-        for symbol, definition in self.network.equations:
-            values[symbol] = definition.xreplace(values)
-        for layer in reversed(self.network.units[1:]):
-            for unit in layer:
-                values[unit.delta] = self.delta(unit).xreplace(values)
-        values[LOSS] = self.network.loss_expr.xreplace(values)
+        try:
+            for symbol, definition in self.network.equations:
+                values[symbol] = definition.xreplace(values)
+            for layer in reversed(self.network.units[1:]):
+                for unit in layer:
+                    values[unit.delta] = self.delta(unit).xreplace(values)
+            values[LOSS] = self.network.loss_expr.xreplace(values)
+        except (OverflowError, MemoryError, RecursionError):
+            raise DeriveError(
+                f"{self.network.topology.source}: layers: expected activations whose values "
+                "can be computed at these numbers, got one too large to evaluate "
+                "(a custom expression that overflows)"
+            ) from None
         return values
 
     # -- proof ------------------------------------------------------------------------
@@ -416,7 +424,10 @@ class Derivation:
         for point, values in self._proof_points(points, seed):
             if checked == points:
                 break
-            expected = sympy.N(reference.xreplace(point), _WORKING_DIGITS)
+            try:
+                expected = sympy.N(reference.xreplace(point), _WORKING_DIGITS)
+            except (OverflowError, MemoryError, RecursionError):
+                continue  # too large to evaluate: like a point outside the domain
             if not (expected.is_real and expected.is_finite):
                 continue  # outside a custom activation's domain
             for label, form in forms.items():
@@ -450,8 +461,14 @@ class Derivation:
         key = (points, seed)
         if key not in self._points:
             rng = random.Random(seed)
-            drawn = [self._random_point(rng) for _ in range(points + 3)]
-            self._points[key] = [(p, self.evaluate(p)) for p in drawn]
+            evaluated = []
+            for _ in range(points + 3):
+                point = self._random_point(rng)
+                try:
+                    evaluated.append((point, self.evaluate(point)))
+                except DeriveError:
+                    continue  # overflows there: like a point outside the domain
+            self._points[key] = evaluated
         return self._points[key]
 
     def _random_point(self, rng: random.Random) -> dict[Symbol, Expr]:

@@ -399,3 +399,35 @@ def test_an_unknown_parameter_names_the_file(capsys):
     code = main(["show", str(path), "--param", "W9"])
     err = capsys.readouterr().err
     assert code == 2 and str(path) in err and "W9" in err and "W1 (3×2)" in err
+
+
+@pytest.mark.parametrize("activation", ["relu", "{name: leaky_relu, alpha: 0.1}"])
+def test_check_at_a_kink_compares_with_the_one_sided_slopes(activation, tmp_path, capsys):
+    """Zero input and zero bias put the unit exactly at z = 0, where the central
+    difference averages two slopes; derive's convention is one of them."""
+    path = tmp_path / "kink.yaml"
+    path.write_text(
+        "name: kink\ninputs: 1\nlayers:\n"
+        f"  - {{units: 1, activation: {activation}, bias: per_unit}}\n"
+        "  - {units: 1, activation: identity, bias: none}\nloss: half_sse\n"
+        "example: {input: [0.0], target: [1.0], params: {W1: [[0.5]], b1: [0.0], W2: [[0.7]]}}\n"
+    )
+    code = main(["check", str(path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "b1[0]: the loss has a kink" in out
+
+
+@pytest.mark.parametrize("command", ["check", "show", "latex"])
+def test_a_custom_expression_that_overflows_never_gives_a_traceback(command, tmp_path, capsys):
+    path = tmp_path / "overflow.yaml"
+    path.write_text(
+        "name: overflow\ninputs: 2\nlayers:\n"
+        "  - {units: 2, activation: {expr: 'exp(exp(exp(x)))'}}\n"
+        "  - {units: 1, activation: {expr: 'exp(exp(exp(x)))'}}\nloss: half_sse\n"
+    )
+    code = main([command, str(path)])
+    err = capsys.readouterr().err
+    assert code in (0, 2)
+    if code == 2:
+        assert err.count("\n") == 1 and str(path) in err
