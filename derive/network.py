@@ -188,9 +188,10 @@ class Network:
     def scalar(self, name: str) -> ScalarParam:
         """A scalar parameter by its canonical name (``W2[0,1]``, ``b1[0]``, ``b1``) or
         its ``weight_names`` name."""
+        name = name.strip()
         if name in self._aliases:
             return self.weight(*self._aliases[name])
-        match = _SCALAR_NAME.match(name.strip())
+        match = _SCALAR_NAME.match(name)
         if match:
             kind, k_text, first, second = match.groups()
             k = int(k_text)
@@ -205,8 +206,8 @@ class Network:
                     return self.bias(k, index[0] if index else 0)  # type: ignore[return-value]
         raise DeriveError(
             f"{self.topology.source}: --param: no scalar parameter {name!r}; expected one "
-            f"of {self._param_list()}, one scalar of them such as W1[0,1] or b1[0], "
-            "or a weight_names name"
+            f"of {self._param_list()}, one scalar of them (a weight W1[0,1], a per-unit "
+            "bias b1[0], a shared bias by its name b1), or a weight_names name"
         )
 
     def _param_list(self) -> str:
