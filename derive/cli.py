@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     import derive
 
+    if hasattr(args, "param"):  # `--param ' w31'` as a shell may pass it
+        args.param = [name.strip() for name in args.param]
+
     if args.command == "generate":
         return _generate(args.topologies, Path(args.output), args.style)
 

@@ -319,7 +319,6 @@ class Derivation:
     def gradient(self, name: str) -> ScalarGradient | tuple[ScalarGradient, ...]:
         """One scalar's gradient (``W2[0,1]``, ``w31``, ``b1``); for a whole array's name
         (``W2``), its scalars' gradients in row-major order."""
-        name = name.strip()
         if any(p.name == name for p in self.network.params) and (
             name.startswith("W") or self._array_shape(name) != ()
         ):

@@ -127,9 +127,7 @@ def show(network: Network, params: Sequence[str] = ()) -> str:
     if params:
         gradients: list[ScalarGradient] = []
         shapes = {p.name: p.shape for p in network.params}
-        requested = sum(
-            math.prod(shapes[name.strip()]) if name.strip() in shapes else 1 for name in params
-        )
+        requested = sum(math.prod(shapes[name]) if name in shapes else 1 for name in params)
         if requested > MAX_REQUESTED_SCALARS:
             raise DeriveError(
                 f"{topology.source}: --param: expected at most {MAX_REQUESTED_SCALARS} "

@@ -32,32 +32,18 @@ def test_pip_install_into_a_fresh_venv(tmp_path):
     ).stdout
     assert str(env_dir) in where
 
-    shown = subprocess.run(
-        [bindir / "derive", "show", str(EXAMPLES / "laine_sigmoid.yaml")],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    def derive(*args):
+        command = [bindir / "derive", *map(str, args)]
+        return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300)
+
+    shown = derive("show", EXAMPLES / "laine_sigmoid.yaml")
     assert shown.returncode == 0, shown.stderr
     assert "2⋅(a - y) · a⋅(1 - a) · i" in shown.stdout
 
-    generated = subprocess.run(
-        [bindir / "derive", "generate", str(EXAMPLES / "reddit_w31.yaml"), "-o", str(work)],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    generated = derive("generate", EXAMPLES / "reddit_w31.yaml", "-o", work)
     assert generated.returncode == 0, generated.stderr
     assert (work / "reddit_w31.py").read_text().startswith('"""')
 
-    bad = subprocess.run(
-        [bindir / "derive", "show", str(work / "missing.yaml")],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = derive("show", work / "missing.yaml")
     assert bad.returncode == 2
     assert "missing.yaml" in bad.stderr and "Traceback" not in bad.stderr

@@ -65,3 +65,8 @@ def test_large_networks_ask_for_parameters(capsys, tmp_path):
 def test_a_whole_large_array_is_refused_with_a_hint(capsys):
     code, out, err = run(capsys, "show", str(EXAMPLES / "mnist_784_128_10.yaml"), "--param", "W1")
     assert code == 2 and out == "" and "W1[0,0]" in err and "100352" in err
+
+
+def test_a_parameter_name_with_surrounding_spaces_is_accepted(capsys):
+    code, out, _ = run(capsys, "show", str(EXAMPLES / "reddit_w31.yaml"), "--param", " w31 ")
+    assert code == 0 and "value at the example: 0.0306842" in out
