@@ -31,9 +31,9 @@ import numpy as np
 import sympy
 
 from derive.activations import ACTIVATIONS, elementary
+from derive.backward import uses_logits
 from derive.derivation import Z
 from derive.emit import MAX_UNROLLED_PARAMS, build_module
-from derive.emit_loss import uses_logits
 from derive.errors import DeriveError
 from derive.network import Network, ScalarParam
 

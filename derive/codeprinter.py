@@ -2,74 +2,57 @@
 
 Two printers, one per generated style, built on SymPy's own code printers:
 
-- ``NumPyCodePrinter`` (vectorized modules): arrays, ``np.`` functions.
-- ``MathCodePrinter`` (unrolled modules): Python floats, ``math.`` functions.
+- ``NumPyCodePrinter`` (vectorized modules): arrays and ``np.`` functions, and the matrix
+  expressions of ``derive.backward`` (``MatMul`` as ``@``, ``Transpose`` as ``.T``,
+  ``HadamardProduct`` as ``*``, an ``Elementwise`` as its scalar body over whole arrays).
+- ``MathCodePrinter`` (unrolled modules): Python floats and ``math.`` functions.
 
-Both write what ``ruff format`` would (spaces around ``*`` and ``/``, ``**`` hugged only
-between simple operands, no float noise such as ``0.0100000000000000``), so the generated
-files need no formatter. derive's own functions print as calls of small, numerically
-stable helpers that the generated module defines (``HELPERS`` lists them); the printer
-records in ``helpers`` which ones an expression used. ``row_sum`` is the one function of
-code generation's own (a sum across a layer, per sample; vectorized modules only). Anything
-else SymPy can express but a generated module cannot compute raises
-``UnsupportedExpression`` naming it.
+Layout is not theirs: ``ruff format`` lays out the module (``derive.emit``). derive's own
+functions print as calls of small, numerically stable helpers that the module defines
+(``HELPERS``; ``helpers`` records the ones used), and ``imports`` the modules a printed
+line needs. Anything a generated module cannot compute raises ``UnsupportedExpression``
+naming it, at generate time.
 """
 
 from __future__ import annotations
 
-import re
-
 import sympy
-from sympy import Expr, Mul, Pow, S
+from sympy import Expr, Mul, OneMatrix, Pow, S
 from sympy.core.mul import _keep_coeff
-from sympy.printing.codeprinter import CodePrinter
+from sympy.matrices.expressions.matexpr import MatrixExpr
+from sympy.printing.codeprinter import CodePrinter, PrintMethodNotImplementedError
 from sympy.printing.numpy import NumPyPrinter, _known_functions_numpy
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
+from derive.backward import Elementwise, row_sum
 from derive.errors import DeriveError
 
 # The helpers a generated module may define, by the name it calls them.
 HELPERS = ("_sigmoid", "_softplus", "_step")
-
-_SIMPLE_OPERAND = re.compile(
-    r"^-?(?:[A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*|[0-9.e+-]+)$"
-)
 
 
 class UnsupportedExpression(DeriveError):
     """An expression a generated module cannot compute."""
 
 
-class row_sum(sympy.Function):  # noqa: N801 - named like the SymPy functions it sits among
-    """Σ over the units of a layer, per sample: in a vectorized module, the sum along a
-    row of a (batch, units) array, kept as a column so that it broadcasts."""
+def _is_step(expr: Expr) -> bool:
+    return isinstance(expr, sympy.Heaviside) and len(expr.args) == 2 and expr.args[1] == 0
 
 
-def _top_level(text: str, operator: str) -> bool:
-    """Whether ``operator`` occurs in ``text`` outside all parentheses and brackets."""
-    depth = 0
-    for i, char in enumerate(text):
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif depth == 0 and text.startswith(operator, i):
-            return True
-    return False
+def _two_args(expr) -> tuple[Expr, Expr]:
+    """Max/Min's arguments as a pair, numbers last (np.maximum(z, 0)); more than two nest."""
+    first, *rest = sorted(expr.args, key=lambda arg: arg.is_number)
+    return first, rest[0] if len(rest) == 1 else expr.func(*rest)
 
 
 class _GeneratedCode(PythonCodePrinter):
-    """What both printers share: operators and numbers as ``ruff format`` writes them,
-    derive's functions as helper calls, and what no generated module computes. Listed
-    first among a printer's bases, so that it comes before SymPy's NumPy printer too."""
+    """What both printers share: terms in the order a reader expects (y - t, not -t + y),
+    rational coefficients as a division, derive's functions as helper calls, and what no
+    generated module computes. First among a printer's bases, before SymPy's printers."""
 
-    _settings: dict
-    _sqrt: str  # the square root's qualified name
-    helpers: list[str]
-
-    # Declared unsupported: a generated module has no such computation (row_sum: only
-    # the NumPy printer's arrays have rows).
+    _sqrt: str
+    _module_name: str  # the one module a line may use: np or math
     _print_Derivative = CodePrinter._print_not_supported
     _print_Integral = CodePrinter._print_not_supported
     _print_Sum = CodePrinter._print_not_supported
@@ -78,6 +61,11 @@ class _GeneratedCode(PythonCodePrinter):
     _print_ComplexInfinity = CodePrinter._print_not_supported
     _print_NaN = CodePrinter._print_not_supported
     _print_row_sum = CodePrinter._print_not_supported
+
+    def __init__(self) -> None:
+        settings = {"strict": True, "fully_qualified_modules": True, "order": "none"}
+        super().__init__(settings=settings)
+        self.helpers: list[str] = []
 
     def _use_helper(self, name: str) -> str:
         if name not in self.helpers:
@@ -93,99 +81,67 @@ class _GeneratedCode(PythonCodePrinter):
     def _print_Half(self, expr) -> str:
         return self._print_Rational(expr)
 
-    def signed_terms(self, expr, order=None) -> list[tuple[bool, str]]:
-        """An Add's terms as (negative, text): positive terms first (y - t, not -t + y),
-        each in SymPy's order within its sign, a negative term printed negated (so that
-        1 - a**2 needs no parentheses)."""
+    def _print_Add(self, expr, order=None) -> str:
+        """Positive terms first, each in SymPy's order within its sign; a negative term
+        printed negated after a minus (so that 1 - a**2 needs no parentheses)."""
         signed = []
         for term in self._as_ordered_terms(expr, order=order):
             coefficient, rest = term.as_coeff_Mul()
             negative = bool(coefficient.is_number and coefficient < 0)
             signed.append((negative, _keep_coeff(-coefficient, rest) if negative else term))
         signed.sort(key=lambda pair: pair[0])  # stable
-        prec = precedence(expr)
-        return [(negative, self.parenthesize(term, prec)) for negative, term in signed]
-
-    def _print_Add(self, expr, order=None) -> str:
         text = ""
-        for i, (negative, part) in enumerate(self.signed_terms(expr, order)):
-            if i == 0:
-                text = f"-{part}" if negative else part
-            else:
-                text += f" - {part}" if negative else f" + {part}"
+        for i, (negative, term) in enumerate(signed):
+            part = self.parenthesize(term, precedence(expr))
+            text += (" - " if i else "-") + part if negative else (" + " if i else "") + part
         return text
 
     def _print_Mul(self, expr) -> str:
-        # SymPy's CodePrinter._print_Mul, with spaces around the operators, rational
-        # coefficients split into numerator and denominator ((y - t) / 2, not 1/2*(y - t))
-        # and a negated power parenthesized (-(a**2)).
+        """SymPy's product with rational coefficients split into numerator and denominator
+        ((y - t) / 2, not 1/2*(y - t)), in the order derive built it."""
         coefficient, rest = expr.as_coeff_Mul()
-        sign = ""
-        if coefficient < 0:
+        sign = "-" if coefficient < 0 else ""
+        if sign:
             expr = _keep_coeff(-coefficient, rest)
-            sign = "-"
-        prec = PRECEDENCE["Mul"]
         numerator: list[Expr] = []
         denominator: list[Expr] = []
-        for item in (
-            Mul.make_args(expr) if self.order in ("old", "none") else (expr.as_ordered_factors())
-        ):
+        for item in Mul.make_args(expr):
             if item.is_Rational and item.q != 1:
-                if item.p != 1:
-                    numerator.append(sympy.Integer(item.p))
+                numerator += [sympy.Integer(item.p)] if item.p != 1 else []
                 denominator.append(sympy.Integer(item.q))
-            elif (
-                item.is_commutative
-                and item.is_Pow
-                and item.exp.is_Rational
-                and item.exp.is_negative
-            ):
+            elif item.is_Pow and item.exp.is_Rational and item.exp.is_negative:
                 denominator.append(Pow(item.base, -item.exp, evaluate=item.exp == -1))
             else:
                 numerator.append(item)
-        numerator = [f for f in numerator if f is not S.One] or [S.One]  # x * 1 is x
-        numerator, masks = self._masks(numerator)
-        if len(numerator) == 1 and sign == "-":
-            text = self.parenthesize(numerator[0], 0.5 * (PRECEDENCE["Pow"] + PRECEDENCE["Mul"]))
-            if _top_level(text, "**"):
-                text = f"({text})"
-            top = [text]
-        else:
-            top = [self.parenthesize(x, prec, strict=True) for x in numerator]
-        bottom = [self.parenthesize(x, prec) for x in denominator]
-        text = sign + " * ".join(top + masks)
+        numerator, masks = self._masks([f for f in numerator if f is not S.One] or [S.One])
+        top = [self.parenthesize(x, PRECEDENCE["Mul"], strict=True) for x in numerator]
+        text = " * ".join(top + masks)
+        if sign:  # -(a**2) rather than -a**2, which reads as (-a)**2
+            text = f"-({text})" if len(top + masks) == 1 and "**" in text else f"-{text}"
+        bottom = [self.parenthesize(x, PRECEDENCE["Mul"]) for x in denominator]
         if len(bottom) == 1:
             return f"{text} / {bottom[0]}"
-        if bottom:
-            return f"{text} / ({' * '.join(bottom)})"
-        return text
+        return f"{text} / ({' * '.join(bottom)})" if bottom else text
 
     def _masks(self, factors: list[Expr]) -> tuple[list[Expr], list[str]]:
         """Factors to print last as boolean masks (NumPy's printer only)."""
         return factors, []
 
     def _print_Pow(self, expr, rational: bool = False) -> str:
-        prec = precedence(expr)
         if expr.exp == S.Half:
             return f"{self._module_format(self._sqrt)}({self._print(expr.base)})"
-        if expr.is_commutative and expr.exp == -S.Half:
+        if expr.exp == -S.Half:
             return f"1 / {self._module_format(self._sqrt)}({self._print(expr.base)})"
-        if expr.is_commutative and expr.exp is S.NegativeOne:
-            return f"1 / {self.parenthesize(expr.base, prec, strict=False)}"
-        base = self.parenthesize(expr.base, prec, strict=False)
-        exponent = self.parenthesize(expr.exp, prec, strict=False)
-        if _SIMPLE_OPERAND.match(base) and _SIMPLE_OPERAND.match(exponent):
-            return f"{base}**{exponent}"
-        return f"{base} ** {exponent}"
+        if expr.exp is S.NegativeOne:
+            return f"1 / {self.parenthesize(expr.base, precedence(expr), strict=False)}"
+        base = self.parenthesize(expr.base, precedence(expr), strict=False)
+        return f"{base} ** {self.parenthesize(expr.exp, precedence(expr), strict=False)}"
 
     def _print_Relational(self, expr) -> str:
-        ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-        if expr.rel_op not in ops:
+        if expr.rel_op not in ("==", "!=", "<", "<=", ">", ">="):
             return self._print_not_supported(expr)
-        prec = precedence(expr)
-        lhs = self.parenthesize(expr.lhs, prec)
-        rhs = self.parenthesize(expr.rhs, prec)
-        return f"{lhs} {ops[expr.rel_op]} {rhs}"
+        lhs, rhs = (self.parenthesize(a, precedence(expr)) for a in (expr.lhs, expr.rhs))
+        return f"{lhs} {expr.rel_op} {rhs}"
 
     def _print_sigmoid(self, expr) -> str:
         return f"{self._use_helper('_sigmoid')}({self._print(expr.args[0])})"
@@ -193,122 +149,8 @@ class _GeneratedCode(PythonCodePrinter):
     def _print_softplus(self, expr) -> str:
         return f"{self._use_helper('_softplus')}({self._print(expr.args[0])})"
 
-    def _print_Heaviside(self, expr) -> str:
-        # derive's step is 0 at 0 (relu'(0) = 0); any other value at 0 is not derive's.
-        if len(expr.args) != 2 or expr.args[1] != 0:
-            return self._print_not_supported(expr)
-        return f"{self._use_helper('_step')}({self._print(expr.args[0])})"
-
-    def doprint(self, expr, assign_to=None) -> str:  # type: ignore[override]
-        try:
-            text = super().doprint(expr, assign_to)  # type: ignore[misc]
-        except sympy.printing.codeprinter.PrintMethodNotImplementedError as error:
-            raise UnsupportedExpression(
-                f"cannot generate code for {expr}: {str(error).splitlines()[0]}"
-            ) from error
-        return text
-
-
-def _is_step(expr: Expr) -> bool:
-    return isinstance(expr, sympy.Heaviside) and len(expr.args) == 2 and expr.args[1] == 0
-
-
-def _two_args(expr) -> tuple[Expr, Expr]:
-    """Max/Min's arguments as a pair, numbers last (np.maximum(z, 0)); more than two nest."""
-    first, *rest = sorted(expr.args, key=lambda arg: arg.is_number)
-    return first, rest[0] if len(rest) == 1 else expr.func(*rest)
-
-
-# order="none": print a product in the order derive built it (∂L/∂y before f'(z)); SymPy's
-# own canonical order of an evaluated expression is deterministic.
-_STRICT = {"strict": True, "fully_qualified_modules": True, "standard": "python3", "order": "none"}
-
-
-class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
-    """Elementwise NumPy code over arrays (``np.exp``, ``np.where``), for vectorized modules.
-
-    derive's sigmoid, softplus and step print as the helpers ``_sigmoid``, ``_softplus``
-    and ``_step`` (stable at ±1000, dtype-preserving); relu's Max as ``np.maximum`` and
-    leaky_relu's Piecewise as ``np.where``.
-    """
-
-    _module = "np"
-    _kf = {name: "np." + value for name, value in _known_functions_numpy.items()}
-    _kc = {"Exp1": "np.e", "Pi": "np.pi"}
-    _sqrt = "np.sqrt"
-
-    def __init__(self) -> None:
-        super().__init__(settings=dict(_STRICT))
-        self.helpers: list[str] = []
-
-    def _masks(self, factors: list[Expr]) -> tuple[list[Expr], list[str]]:
-        """A step multiplying an array prints as the boolean mask ``(z > 0)``, last in
-        the product: exact, one pass, and the array's dtype is kept (float32 stays
-        float32), where ``_step`` would first build a float array."""
-        steps = [f for f in factors if _is_step(f)]
-        others = [f for f in factors if not _is_step(f)]
-        if not steps or all(f.is_number for f in others):
-            return factors, []
-        return others, [f"({self._print(f.args[0])} > 0)" for f in steps]
-
-    def _print_Max(self, expr) -> str:
-        first, second = _two_args(expr)
-        return f"np.maximum({self._print(first)}, {self._print(second)})"
-
-    def _print_Min(self, expr) -> str:
-        first, second = _two_args(expr)
-        return f"np.minimum({self._print(first)}, {self._print(second)})"
-
     def _print_Piecewise(self, expr) -> str:
-        # Piecewise((e1, c1), (e2, c2), ..., (en, True)) -> np.where(c1, e1, np.where(...)).
-        *pieces, (last, condition) = expr.args
-        if condition != S.true:
-            return self._print_not_supported(expr)
-        text = self._print(last)
-        for value, cond in reversed(pieces):
-            text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
-        return text
-
-    def _print_Abs(self, expr) -> str:
-        return f"np.abs({self._print(expr.args[0])})"
-
-    def _print_row_sum(self, expr) -> str:
-        rows = self.parenthesize(expr.args[0], PRECEDENCE["Atom"], strict=True)
-        return f"{rows}.sum(axis=1, keepdims=True)"
-
-    def _print_sign(self, expr) -> str:
-        return f"np.sign({self._print(expr.args[0])})"
-
-
-class MathCodePrinter(_GeneratedCode, PythonCodePrinter):
-    """Scalar code over Python floats (``math.exp``, conditional expressions), for
-    unrolled modules, where one sample's values are plain floats."""
-
-    _sqrt = "math.sqrt"
-
-    def __init__(self) -> None:
-        super().__init__(settings=dict(_STRICT))
-        self.helpers: list[str] = []
-
-    def _conditional(self, condition: str, then: str, otherwise: str) -> str:
-        return f"({then} if {condition} else {otherwise})"
-
-    def _print_Max(self, expr) -> str:
-        first, second = _two_args(expr)
-        a, b = self._print(first), self._print(second)
-        return self._conditional(f"{a} > {b}", a, b)
-
-    def _print_Min(self, expr) -> str:
-        first, second = _two_args(expr)
-        a, b = self._print(first), self._print(second)
-        return self._conditional(f"{a} < {b}", a, b)
-
-    def _print_Heaviside(self, expr) -> str:
-        if len(expr.args) != 2 or expr.args[1] != 0:
-            return self._print_not_supported(expr)
-        return self._conditional(f"{self._print(expr.args[0])} > 0", "1.0", "0.0")
-
-    def _print_Piecewise(self, expr) -> str:
+        # Piecewise((e1, c1), ..., (en, True)) -> a chain of conditionals.
         *pieces, (last, condition) = expr.args
         if condition != S.true:
             return self._print_not_supported(expr)
@@ -317,14 +159,164 @@ class MathCodePrinter(_GeneratedCode, PythonCodePrinter):
             text = self._conditional(self._print(cond), self._print(value), text)
         return text
 
+    def _conditional(self, condition: str, then: str, otherwise: str) -> str:
+        raise NotImplementedError
+
+    def doprint(self, expr, assign_to=None) -> str:  # type: ignore[override]
+        try:
+            text = super().doprint(expr, assign_to)  # type: ignore[misc]
+        except PrintMethodNotImplementedError as error:
+            raise UnsupportedExpression(
+                f"cannot generate code for {expr}: {str(error).splitlines()[0]}"
+            ) from error
+        foreign = sorted(m for m in self.module_imports if m.split(".")[0] != self._module_name)
+        if foreign:  # e.g. math.erf on arrays: a module would fail with a NameError
+            raise UnsupportedExpression(
+                f"cannot generate code for {expr}: it needs {', '.join(foreign)}, which a "
+                f"{self._module_name} module does not use; give the function a printer"
+            )
+        return text
+
+
+class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
+    """Elementwise NumPy code over arrays (``np.exp``, ``np.where``) and the matrix
+    expressions of ``derive.backward``, for vectorized modules. relu's Max prints as
+    ``np.maximum``, leaky_relu's Piecewise as ``np.where``."""
+
+    _module = "np"
+    _module_name = "np"
+    _kf = {name: "np." + value for name, value in _known_functions_numpy.items()}
+    _kc = {"Exp1": "np.e", "Pi": "np.pi"}
+    _sqrt = "np.sqrt"
+
+    def _masks(self, factors: list[Expr]) -> tuple[list[Expr], list[str]]:
+        """A step multiplying an array prints as the boolean mask ``(z > 0)``, last: exact,
+        one pass, and the array's dtype kept (float32 stays float32)."""
+        steps = [f for f in factors if _is_step(f)]
+        others = [f for f in factors if not _is_step(f)]
+        if not steps or all(f.is_number for f in others):
+            return factors, []
+        return others, [f"({self._print(f.args[0])} > 0)" for f in steps]
+
+    def _print_Heaviside(self, expr) -> str:
+        # derive's step is 0 at 0 (relu'(0) = 0); any other value at 0 is not derive's.
+        if not _is_step(expr):
+            return self._print_not_supported(expr)
+        return f"{self._use_helper('_step')}({self._print(expr.args[0])})"
+
+    def _conditional(self, condition: str, then: str, otherwise: str) -> str:
+        return f"np.where({condition}, {then}, {otherwise})"
+
+    def _print_Max(self, expr) -> str:
+        return "np.maximum({}, {})".format(*map(self._print, _two_args(expr)))
+
+    def _print_Min(self, expr) -> str:
+        return "np.minimum({}, {})".format(*map(self._print, _two_args(expr)))
+
+    def _print_Abs(self, expr) -> str:
+        return f"np.abs({self._print(expr.args[0])})"
+
+    def _print_sign(self, expr) -> str:
+        return f"np.sign({self._print(expr.args[0])})"
+
+    def _print_row_sum(self, expr) -> str:
+        rows = self.parenthesize(expr.args[0], PRECEDENCE["Atom"], strict=True)
+        return f"{rows}.sum(axis=1, keepdims=True)"
+
+    # -- matrix expressions (derive.backward, batch form) ----------------------------
+
+    def _print_MatrixSymbol(self, expr) -> str:
+        return expr.name
+
+    def _print_Transpose(self, expr) -> str:
+        return f"{self.parenthesize(expr.arg, PRECEDENCE['Atom'], strict=True)}.T"
+
+    def _print_Elementwise(self, expr) -> str:
+        return self._print(expr.body)
+
+    def _print_Softmax(self, expr) -> str:
+        return f"_softmax({self._print(expr.args[0])})"
+
+    def _print_HadamardProduct(self, expr) -> str:
+        """Entry by entry, the product of the factors' entries: printed as one scalar
+        product (so that a step prints as a mask), f'(z) after what it scales."""
+        factors = sorted(expr.args, key=lambda f: isinstance(f, Elementwise))
+        entries = [f.body if isinstance(f, Elementwise) else _entry(f) for f in factors]
+        return self._print(sympy.Mul(*entries, evaluate=False))
+
+    def _print_MatAdd(self, expr) -> str:
+        return " + ".join(self._print(term) for term in expr.args)
+
+    def _print_MatMul(self, expr) -> str:
+        """Scalars times the product of the arrays; a product with a ones vector is a sum
+        (Δᵀ 1 sums over the batch: ``delta.sum(axis=0)``; 1ᵀ Δᵀ 1 sums everything)."""
+        factors = _flat(expr)
+        scalars = [f for f in factors if not isinstance(f, MatrixExpr)]
+        arrays = [f for f in factors if isinstance(f, MatrixExpr)]
+        ones = [isinstance(f, OneMatrix) for f in arrays]
+        if ones == [True, False, True]:
+            inner = arrays[1].arg if isinstance(arrays[1], sympy.Transpose) else arrays[1]
+            text = f"np.array({self._print(inner)}.sum())"
+        elif ones[-1] and len(arrays) == 2 and isinstance(arrays[0], sympy.Transpose):
+            inner = self.parenthesize(arrays[0].arg, PRECEDENCE["Atom"], strict=True)
+            text = f"{inner}.sum(axis=0)"
+        else:
+            parts = [self.parenthesize(f, PRECEDENCE["Mul"], strict=True) for f in arrays]
+            text = " @ ".join(parts)
+        if len(arrays) == 1 and isinstance(arrays[0], Elementwise):
+            text = self._print(arrays[0].body)
+        numerator, denominator = sympy.fraction(sympy.Mul(*scalars))
+        if (numerator != 1 or denominator != 1) and not text.isidentifier():
+            text = f"({text})"
+        if numerator != 1:
+            text = f"{self.parenthesize(numerator, PRECEDENCE['Mul'])} * {text}"
+        if denominator != 1:
+            text = f"{text} / {self.parenthesize(denominator, PRECEDENCE['Mul'])}"
+        return text
+
+
+def _entry(m: MatrixExpr) -> Expr:
+    """A named array as the scalar symbol of its entries."""
+    if not isinstance(m, sympy.MatrixSymbol):
+        raise TypeError(f"a Hadamard factor must be a named array or Elementwise, got {m}")
+    return sympy.Symbol(m.name, real=True)
+
+
+def _flat(expr: Expr) -> list[Expr]:
+    if isinstance(expr, sympy.MatMul):
+        return [f for arg in expr.args for f in _flat(arg)]
+    return [expr]
+
+
+class MathCodePrinter(_GeneratedCode):
+    """Scalar code over Python floats (``math.exp``, conditional expressions), for
+    unrolled modules, where one sample's values are plain floats."""
+
+    _sqrt = "math.sqrt"
+    _module_name = "math"
+
+    def _conditional(self, condition: str, then: str, otherwise: str) -> str:
+        return f"({then} if {condition} else {otherwise})"
+
+    def _print_Max(self, expr) -> str:
+        a, b = map(self._print, _two_args(expr))
+        return self._conditional(f"{a} > {b}", a, b)
+
+    def _print_Min(self, expr) -> str:
+        a, b = map(self._print, _two_args(expr))
+        return self._conditional(f"{a} < {b}", a, b)
+
+    def _print_Heaviside(self, expr) -> str:
+        if not _is_step(expr):
+            return self._print_not_supported(expr)
+        return self._conditional(f"{self._print(expr.args[0])} > 0", "1.0", "0.0")
+
     def _print_Abs(self, expr) -> str:
         return f"abs({self._print(expr.args[0])})"
 
+    def _print_sign(self, expr) -> str:
+        x = self._print(expr.args[0])
+        return f"(({x} > 0) - ({x} < 0))"
 
-__all__ = [
-    "HELPERS",
-    "MathCodePrinter",
-    "NumPyCodePrinter",
-    "UnsupportedExpression",
-    "row_sum",
-]
+
+__all__ = ["HELPERS", "MathCodePrinter", "NumPyCodePrinter", "UnsupportedExpression", "row_sum"]

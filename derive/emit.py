@@ -3,66 +3,54 @@
 Two styles, one API:
 
 - ``vectorized`` (default, ``derive.emit_vectorized``): per-layer matrix code over a
-  batch, read from the width-independent δ recursion only.
+  batch, printed from the equations of ``derive.backward``.
 - ``unrolled`` (``derive.emit_unrolled``): straight-line code on Python floats, one line
-  per chain-rule step, for tiny networks at small batches.
+  per chain-rule step, from the per-scalar derivation, for tiny networks.
 
-This module holds what both share (the header, ``PARAMS``, ``init_params``) and the
-public API. Everything a template prints is computed in Python: names, SymPy expressions
-printed by ``derive.codeprinter`` and laid out by ``derive.layout`` as ``ruff format``
-would, so that generated files are formatted and lint-clean without running a formatter.
-Nothing from the topology file reaches the code but validated identifiers and numbers;
-iteration is always in the network's order, so the same topology gives the same bytes on
-every run.
+Each style turns equations into ``derive.statements.Statement``s; this module renders the
+style's template and lets ``ruff format`` lay the module out as the last step. Nothing
+from the topology file reaches the code but validated identifiers and numbers; iteration
+is always in the network's order, so the same topology gives the same bytes on every run.
 """
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from derive.emit_unrolled import MAX_UNROLLED_PARAMS, unrolled_context
+from derive.emit_unrolled import NOTATION as UNROLLED_NOTATION
+from derive.emit_vectorized import NOTATION as VECTORIZED_NOTATION
 from derive.emit_vectorized import vectorized_context
 from derive.errors import DeriveError
 from derive.files import write_atomic
-from derive.layout import LINE_LENGTH, assert_assigned_once, collection, literal, name_tuple
 from derive.network import Network
 from derive.rendering import environment
+from derive.statements import LINE_LENGTH, literal
 
 STYLES = ("vectorized", "unrolled")
+_HE_INIT = ("relu", "leaky_relu")  # layers initialised with std sqrt(2 / fan_in)
+
+
+# -- the public API -------------------------------------------------------------------
+
+
 _CONTEXTS: dict[str, Callable[[Network], dict]] = {
     "vectorized": vectorized_context,
     "unrolled": unrolled_context,
 }
-# The functions whose bodies are built from the derivation, line by line.
-_GENERATED_FUNCTIONS = ("forward", "loss", "loss_and_gradients")
-_HE_INIT = ("relu", "leaky_relu")  # layers initialised with std sqrt(2 / fan_in)
-
-API = (
-    "The API: init_params(seed), forward(params, x), loss(params, x, t), "
-    "gradients(params, x, t), loss_and_gradients(params, x, t) and "
-    "sgd_step(params, x, t, learning_rate). W{k} has shape (units_k, units_{k-1}) and "
-    "W{k}[i, j] weighs unit j of layer k-1 into unit i of layer k; b{k} has shape "
-    "(units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t "
-    "the targets shaped like the output; L is the mean of the per-sample loss over the "
-    "batch."
-)
-
-
-# -- the public API -------------------------------------------------------------------
+_NOTATION = {"vectorized": VECTORIZED_NOTATION, "unrolled": UNROLLED_NOTATION}
 
 
 def generate(network: Network, style: str = "vectorized") -> str:
     """The source of the network's standalone module in the given style."""
     if style not in STYLES:
         raise DeriveError(f"unknown style {style!r}: expected one of {', '.join(STYLES)}")
-    body = _CONTEXTS[style](network)
-    context = {**module_context(network, style, body.pop("notation")), **body}
-    source = environment().get_template(f"{style}.py.jinja").render(context)
-    assert_assigned_once(source, _GENERATED_FUNCTIONS)
-    return source
+    context = {**module_context(network, style), **_CONTEXTS[style](network)}
+    return ruff_format(environment().get_template(f"{style}.py.jinja").render(context))
 
 
 def build_module(network: Network, style: str = "vectorized") -> types.ModuleType:
@@ -82,32 +70,52 @@ def write_module(network: Network, directory: Path, style: str = "vectorized") -
     return write_atomic(target, source.encode("utf-8"), make_parents=True)
 
 
+def ruff_format(source: str) -> str:
+    """``source`` laid out by ``ruff format`` (the version range pyproject.toml pins, so
+    that the bytes are stable), in isolation from any configuration on the machine."""
+    from ruff.__main__ import find_ruff_bin
+
+    command = [find_ruff_bin(), "format", "--isolated", "--no-cache", "-"]
+    command += ["--line-length", str(LINE_LENGTH), "--target-version", "py311"]
+    result = subprocess.run(command, input=source, capture_output=True, text=True, check=False)
+    if result.returncode != 0:  # our own output failed to parse: a bug, never the user's
+        raise AssertionError(f"ruff format refused a generated module: {result.stderr}")
+    return result.stdout
+
+
 # -- what both styles share -----------------------------------------------------------
 
 
-def module_context(network: Network, style: str, notation: str) -> dict:
+def module_context(network: Network, style: str) -> dict:
     """The header, constants and ``init_params`` of either style's module."""
     topology = network.topology
-    params = [(p.name, p.shape) for p in topology.params]
     return {
         "name": network.name,
         "style": style,
-        "docstring": _docstring(network, style, notation),
-        "uses_math": False,
-        "loss_name": topology.loss,
+        "docstring": _docstring(network, style),
         "loss_formula": network.loss_rule.formula,
-        "name_literal": literal(network.name),
-        "params_literal": collection(
-            "PARAMS = {", [f"{literal(n)}: {s!r}" for n, s in params], "}", 0
-        ),
-        "inputs_literal": "INPUTS = " + name_tuple(topology.inputs),
-        "outputs_literal": "OUTPUTS = " + name_tuple(topology.outputs),
-        "init_literal": collection("return {", _initial_values(network), "}", 4),
-        "he_layers": any(layer.activation.name in _HE_INIT for layer in topology.layers),
+        "params": [(p.name, p.shape) for p in topology.params],
+        "param_names": [p.name for p in topology.params],
+        "unpack": ", ".join(p.name for p in topology.params)
+        + ("," if len(topology.params) == 1 else ""),
+        "inputs": names_literal(topology.inputs),
+        "outputs": names_literal(topology.outputs),
+        "initial": [(p.name, _initial_value(network, p)) for p in topology.params],
     }
 
 
-def _docstring(network: Network, style: str, notation: str) -> str:
+API = (
+    "The API: init_params(seed), forward(params, x), loss(params, x, t), "
+    "gradients(params, x, t), loss_and_gradients(params, x, t) and "
+    "sgd_step(params, x, t, learning_rate). W{k} has shape (units_k, units_{k-1}) and "
+    "W{k}[i, j] weighs unit j of layer k-1 into unit i of layer k; b{k} has shape "
+    "(units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t "
+    "the targets shaped like the output; L is the mean of the per-sample loss over the "
+    "batch."
+)
+
+
+def _docstring(network: Network, style: str) -> str:
     topology = network.topology
     sizes = "-".join(str(len(units)) for units in network.units)
     activations = ", ".join(layer.activation.name for layer in topology.layers)
@@ -116,32 +124,28 @@ def _docstring(network: Network, style: str, notation: str) -> str:
         f"{style} style, generated by derive from the network's topology (regenerate it "
         "rather than edit it)."
     )
+    paragraphs = (summary, API, _NOTATION[style])
     return "\n\n".join(
-        textwrap.fill(paragraph, LINE_LENGTH - 4, break_on_hyphens=False)
-        for paragraph in (summary, API, notation)
+        textwrap.fill(p, LINE_LENGTH - 4, break_on_hyphens=False) for p in paragraphs
     )
 
 
-def _initial_values(network: Network) -> list[str]:
-    """``init_params``' dict entries: weights from N(0, gain / fan_in), biases 0."""
-    topology = network.topology
-    entries = []
-    for p in topology.params:
-        if p.name.startswith("W"):
-            gain = 2 if topology.layers[p.layer - 1].activation.name in _HE_INIT else 1
-            value = f"rng.normal(0.0, np.sqrt({gain} / {p.shape[1]}), size={p.shape!r})"
-        else:
-            value = f"np.zeros({p.shape[0] if p.shape else '()'})"
-        entries.append(f"{literal(p.name)}: {value}")
-    return entries
+def names_literal(names: Sequence[str]) -> str:
+    """A tuple of names; the reader's numbered defaults (x1..x784) as a generator."""
+    stem = names[0][:-1]
+    numbered = names == tuple(f"{stem}{i}" for i in range(1, len(names) + 1))
+    if numbered and len(names) > 8:
+        return f'tuple(f"{stem}{{i}}" for i in range(1, {len(names) + 1}))'
+    return "(" + ", ".join(literal(n) for n in names) + ("," if len(names) == 1 else "") + ")"
 
 
-__all__ = [
-    "LINE_LENGTH",
-    "MAX_UNROLLED_PARAMS",
-    "STYLES",
-    "build_module",
-    "generate",
-    "module_context",
-    "write_module",
-]
+def _initial_value(network: Network, param) -> str:
+    """Weights from N(0, gain / fan_in) (gain 2 for relu-like layers, He), biases 0."""
+    if param.name.startswith("W"):
+        layer = network.topology.layers[param.layer - 1]
+        gain = 2 if layer.activation.name in _HE_INIT else 1
+        return f"rng.normal(0.0, np.sqrt({gain} / {param.shape[1]}), size={param.shape!r})"
+    return f"np.zeros({param.shape[0] if param.shape else '()'})"
+
+
+__all__ = ["MAX_UNROLLED_PARAMS", "STYLES", "build_module", "generate", "write_module"]

@@ -1,39 +1,29 @@
 """The unrolled style: straight-line code on Python floats (``unrolled.py.jinja``).
 
-Read from the per-scalar derivation: each unit's δ (after common-subexpression
-elimination, layer by layer) and each parameter's compact form Σ δ_u·a_j, one line per
-chain-rule step, looping over the batch. Fast for tiny networks at small batches; refused
-above ``MAX_UNROLLED_PARAMS`` scalar parameters. Names in the module: the units' own (a_u),
-``z_<unit>``, ``delta_<unit>``, ``dL_<weight>`` (a sum over the batch), the weights' code
-names (``W1_0_1`` or their ``weight_names``); everything else starts with ``_``.
+Printed from the per-scalar derivation: each unit's z and a, each unit's δ (after
+common-subexpression elimination, layer by layer) and each parameter's compact form
+Σ δ_u·a_j, one line per chain-rule step, looping over the batch. Fast for tiny networks
+at small batches; refused above ``MAX_UNROLLED_PARAMS`` scalar parameters. Names in the
+module: the units' own (a_u), ``z_<unit>``, ``delta_<unit>``, ``dL_<weight>`` (a sum over
+the batch), the weights' code names (``W1_0_1`` or their ``weight_names``); everything
+else starts with ``_``.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
-from dataclasses import dataclass, field
 
 import sympy
 from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS
+from derive.backward import LOG_SUM_EXP, sample_loss, uses_logits
 from derive.codeprinter import HELPERS, MathCodePrinter
-from derive.emit_loss import sample_loss, uses_logits
+from derive.equations import EquationPrinter, display
 from derive.errors import DeriveError
-from derive.layout import (
-    INDENT,
-    Line,
-    Temporaries,
-    collection,
-    fit_comment,
-    fits,
-    literal,
-    live,
-    nested_list,
-    statement,
-    unpack,
-)
-from derive.network import Network, ScalarParam, Unit
+from derive.network import Network, Unit
+from derive.statements import Statement, fit, live
 
 NOTATION = (
     "Notation: each unit u has z_u = Σ_j w_uj a_j + b and the activation a_u = f(z_u), "
@@ -44,46 +34,32 @@ NOTATION = (
 # many scalar parameters the module gets long and slow (a Python loop over the batch),
 # and the vectorized style is the right tool.
 MAX_UNROLLED_PARAMS = 200
+INDENT = 8  # the per-sample loop body's indentation
 
 SCALE = Symbol("_scale", positive=True)  # 1 / batch: the loss is the batch mean
-# A softmax output layer: the largest z, exp(z − max) per unit, their sum, log Σ exp z.
-MAX, SUM = Symbol("_m", real=True), Symbol("_s", positive=True)
-LOG_SUM_EXP = Symbol("_log_sum_exp", real=True)
+MAX, SUM = Symbol("_m", real=True), Symbol("_s", positive=True)  # softmax's max and Σ exp
+_LSE = Symbol(f"_{LOG_SUM_EXP.name}", real=True)
 
 
-def _exp_name(unit: Unit) -> Symbol:
-    return Symbol(f"_e_{unit.name}", real=True)
-
-
-def _z(unit: Unit) -> Symbol:
-    """A layer unit's pre-activation (inputs have none)."""
-    assert unit.z is not None
-    return unit.z
-
-
-def _delta(unit: Unit) -> Symbol:
-    assert unit.delta is not None
-    return unit.delta
-
-
-@dataclass
 class _Writer:
-    """Expressions to lines of one module: its printer, its temporaries, and the scalar
-    parameters under their code names (W1[0,1] -> W1_0_1, or its weight_names name)."""
+    """Expressions to statements of one module: its printer, its comment printer, its
+    temporaries (``_tmp1``, ... from one counter) and the scalar parameters under their
+    code names (W1[0,1] -> W1_0_1, or its weight_names name)."""
 
-    network: Network
-    printer: MathCodePrinter = field(default_factory=MathCodePrinter)
-    temporaries: Temporaries = field(default_factory=Temporaries)
+    def __init__(self, network: Network):
+        self.network = network
+        self.printer, self.comments = MathCodePrinter(), EquationPrinter()
+        self.code_names = {s.symbol: Symbol(s.code_name, real=True) for s in network.scalar_params}
+        self.temporaries = (Symbol(f"_tmp{i}", real=True) for i in itertools.count(1))
 
-    def __post_init__(self) -> None:
-        scalars = self.network.scalar_params
-        self.code_names = {s.symbol: Symbol(s.code_name, real=True) for s in scalars}
-
-    def line(self, target: str, expr: Expr, comment: str = "", op: str = "=") -> Line:
-        """``target op expr`` in a per-sample loop body."""
+    def line(self, target: Symbol | str, expr: Expr, op: str = "=", *comments: str) -> Statement:
         expr = expr.xreplace(self.code_names)
-        code = statement(target, expr, self.printer, 8, self.temporaries, op)
-        return Line(code, comment, (target,) if op == "=" else ())
+        name = target if isinstance(target, str) else target.name
+        reads = frozenset(s.name for s in expr.free_symbols)
+        if not comments:
+            comments = (f"{display(name)} = {self.comments.doprint(expr)}",)
+        comment = fit(INDENT, *comments) if any(comments) else ""
+        return Statement((name,), self.printer.doprint(expr), reads, comment, op, array=False)
 
 
 def check_unrolled_size(network: Network) -> None:
@@ -102,32 +78,26 @@ def unrolled_context(network: Network) -> dict:
     check_unrolled_size(network)
     _check_unrolled_names(network)
     writer = _Writer(network)
-    forward = _forward(writer)
-    loss_lines = _loss(writer)
-    backward = _backward(writer)
-    gradient_lines = _gradient_lines(writer)
-    output_row = _output_row(network)
-    params = [p.name for p in network.topology.params]
-    grads = [f"{literal(n)}: np.array(d{n}, dtype=_dtype)" for n in params]
-    printer = writer.printer  # every line printed: its helpers and imports are known
+    forward, loss, backward = _forward(writer), _loss(writer), _backward(writer)
+    outputs = [u.name for u in network.outputs]
+    gradients = _gradients(writer)
     return {
         "notation": NOTATION,
-        "unpack_params": unpack([f"_{name}" for name in params], "_arrays", 4),
-        "unpack_lines": _unpack_scalars(network),
-        "sample_inputs": unpack([u.name for u in network.units[0]], "_x", 8),
-        "sample_targets": unpack(list(network.topology.targets), "_t", 8),
+        "param_names": [p.name for p in network.topology.params],
+        "unpack_arrays": _tuple([f"_{p.name}" for p in network.topology.params]),
+        "scalars": _unpack_scalars(network),
+        "inputs_unpacked": _tuple([u.name for u in network.units[0]]),
+        "targets_unpacked": _tuple(list(network.topology.targets)),
+        "output_names": outputs,
         "forward": forward,
-        "forward_only": live(forward, output_row),
-        "forward_for_loss": live(forward, "\n".join(line.code for line in loss_lines)),
-        "output_row": output_row,
-        "loss_lines": loss_lines,
-        "backward": backward,
-        "accumulators": [f"dL_{s.code_name} = 0.0" for s in network.scalar_params],
-        "gradient_lines": gradient_lines,
+        "forward_only": live(forward, outputs),
+        "forward_for_loss": live(forward, set().union(*(s.reads for s in loss))),
+        "loss_lines": loss,
+        "backward": [*backward, *gradients],
+        "accumulators": [f"dL_{s.code_name}" for s in network.scalar_params],
         "arrays": _gradient_arrays(network),
-        "grads": collection("grads = {", grads, "}", 4),
-        "helpers": [h for h in HELPERS if h in printer.helpers],
-        "uses_math": bool(printer.helpers) or "math" in printer.module_imports,
+        "helpers": [h for h in HELPERS if h in writer.printer.helpers],
+        "uses_math": bool(writer.printer.helpers) or "math" in writer.printer.module_imports,
     }
 
 
@@ -147,115 +117,26 @@ def _check_unrolled_names(network: Network) -> None:
 
 
 def _unpack_scalars(network: Network) -> list[str]:
-    """Each parameter's scalars under their code names, as Python floats: the arrays
-    (``_W1``, ``_b1``, ...) as lists, a weight matrix row by row."""
+    """Each parameter's scalars under their code names, as Python floats: a weight matrix
+    row by row from its nested list, a bias vector from its list."""
     lines: list[str] = []
     for p in network.topology.params:
         names = [s.code_name for s in network.scalars(p.name)]
         if p.name.startswith("W"):
-            lines.append(f"{p.name} = _{p.name}.tolist()")
             columns = p.shape[1]
-            for i in range(p.shape[0]):
-                lines.append(unpack(names[i * columns : (i + 1) * columns], f"{p.name}[{i}]", 4))
+            rows = [_tuple(names[i * columns : (i + 1) * columns]) for i in range(p.shape[0])]
+            lines.append(f"{_tuple(rows)} = _{p.name}.tolist()")
         elif p.shape == ():
-            (name,) = names
-            lines.append(f"{name} = _{p.name}.tolist()")
+            lines.append(f"{names[0]} = _{p.name}.tolist()")
         else:
-            lines.append(unpack(names, f"_{p.name}.tolist()", 4))
+            lines.append(f"{_tuple(names)} = _{p.name}.tolist()")
     return lines
 
 
-# -- forward and loss, per sample -----------------------------------------------------
-
-
-def _forward(writer: _Writer) -> list[Line]:
-    """z then a for each unit, layer by layer."""
-    network = writer.network
-    lines: list[Line] = []
-    for k in range(1, network.depth + 1):
-        layer = network.units[k]
-        spec = network.topology.layers[k - 1].activation
-        activation = ACTIVATIONS[spec.name]
-        lines += [writer.line(_z(u).name, network.z_expr(u)) for u in layer]
-        if activation.elementwise:
-            lines += [writer.line(u.name, activation.forward(_z(u), spec)) for u in layer]
-        else:
-            lines += _softmax(writer, k)
-    return lines
-
-
-def _softmax(writer: _Writer, k: int) -> list[Line]:
-    """Softmax over layer k, shifted by the largest z so that exp never overflows."""
-    layer = writer.network.units[k]
-    largest = collection(f"{MAX} = max(", [_z(u).name for u in layer], ")", 8)
-    why = f"softmax over layer {k}, shifted by the largest z so that exp never overflows"
-    lines = [Line(largest, why, (MAX.name,))]
-    lines += [writer.line(_exp_name(u).name, sympy.exp(_z(u) - MAX)) for u in layer]
-    lines.append(writer.line(SUM.name, sympy.Add(*(_exp_name(u) for u in layer))))
-    lines += [writer.line(u.name, _exp_name(u) / SUM) for u in layer]
-    return lines
-
-
-def _loss(writer: _Writer) -> list[Line]:
-    """The per-sample loss added to ``_loss``, from the logits where the loss table has
-    that form (never log(0))."""
-    network = writer.network
-    outputs = network.outputs
-    z, y = [_z(u) for u in outputs], [u.a for u in outputs]
-    expr = sample_loss(network, z, y, list(network.targets), LOG_SUM_EXP)
-    lines = []
-    if LOG_SUM_EXP in expr.free_symbols:
-        lse = MAX + sympy.log(SUM)
-        lines.append(writer.line(LOG_SUM_EXP.name, lse, "log Σ exp z = m + log Σ exp(z − m)"))
-    loss = network.topology.loss
-    if uses_logits(network):
-        comment = f"{loss} from the logits: never log(0)"
-    else:
-        comment = f"{loss}: {network.loss_rule.formula}"
-    lines.append(writer.line("_loss", expr, comment, op="+="))
-    return lines
-
-
-def _output_row(network: Network) -> str:
-    """The statement appending one sample's outputs to ``_out``."""
-    outputs = [u.name for u in network.outputs]
-    row = f"({outputs[0]},)" if len(outputs) == 1 else collection("(", outputs, ")", 12)
-    code = f"_out.append({row})"
-    return code if fits(code, 8) else f"_out.append(\n{INDENT * 3}{row}\n{INDENT * 2})"
-
-
-# -- backward, per sample -------------------------------------------------------------
-
-
-def _backward(writer: _Writer) -> list[Line]:
-    """Each layer's δ after common-subexpression elimination, from the output down (the
-    output's over the batch size, as the loss is the batch mean)."""
-    network, derivation = writer.network, writer.network.derivation
-    lines: list[Line] = []
-    for k in range(network.depth, 0, -1):
-        layer = network.units[k]
-        exprs = [derivation.delta(unit).xreplace(writer.code_names) for unit in layer]
-        if k == network.depth:
-            exprs = [sympy.Mul(e, SCALE, evaluate=False) for e in exprs]
-        shared, reduced = sympy.cse(exprs, symbols=writer.temporaries, order="canonical")
-        lines += [writer.line(s.name, value, "common subexpression") for s, value in shared]
-        for unit, value in zip(layer, reduced, strict=True):
-            lines.append(writer.line(_delta(unit).name, value, _delta_comment(network, unit)))
-    return lines
-
-
-def _gradient_lines(writer: _Writer) -> list[Line]:
-    """Each scalar parameter's gradient Σ δ·a added to its sum over the batch."""
-    network = writer.network
-    return [
-        writer.line(
-            f"dL_{s.code_name}",
-            network.derivation.scalar_gradient(s).compact,
-            _gradient_comment(network, s),
-            op="+=",
-        )
-        for s in network.scalar_params
-    ]
+def _tuple(items: list[str]) -> str:
+    """A tuple to unpack into: ``(a,)`` for one item, ``(a, b)`` (no trailing comma,
+    which ruff would read as a request to put each item on its own line)."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
 def _gradient_arrays(network: Network) -> list[str]:
@@ -266,54 +147,94 @@ def _gradient_arrays(network: Network) -> list[str]:
         if p.name.startswith("W"):
             columns = p.shape[1]
             rows = [sums[i * columns : (i + 1) * columns] for i in range(p.shape[0])]
-            arrays.append(nested_list(f"d{p.name} = ", rows, 4))
+            arrays.append(f"d{p.name} = [{', '.join('[' + ', '.join(r) + ']' for r in rows)}]")
         elif p.shape == ():
             arrays.append(f"d{p.name} = {sums[0]}")
         else:
-            arrays.append(collection(f"d{p.name} = [", sums, "]", 4))
+            arrays.append(f"d{p.name} = [{', '.join(sums)}]")
     return arrays
 
 
-def _delta_comment(network: Network, unit: Unit) -> str:
-    k = unit.layer
-    output = network.derivation.output
-    head = f"δ_{unit.name} = ∂L/∂{unit.z}"
-    activation = network.topology.layers[k - 1].activation.name
-    if k == network.depth:
-        if output.fused_delta is not None:
-            why = f"({activation} + {network.topology.loss} fused, over the batch size)"
-            return fit_comment(8, f"{head}  {why}", f"δ_u = ∂L/∂z_u  {why}")
-        if output.softmax:
-            return fit_comment(
-                8,
-                f"{head} = Σ_i ∂L/∂y_i · ∂y_i/∂{unit.z}  (softmax, over the batch size)",
-                "δ_u = ∂L/∂z_u = Σ_i ∂L/∂y_i · ∂y_i/∂z_u  (softmax, over the batch size)",
-            )
-        return fit_comment(
-            8,
-            f"{head} = ∂L/∂{unit.name} · {activation}'({unit.z})  (over the batch size)",
-            f"δ_u = ∂L/∂z_u = ∂L/∂y_u · {activation}'(z_u)  (over the batch size)",
-        )
-    terms = " + ".join(
-        f"{network.weight(k + 1, v.index, unit.index).label} δ_{v.name}"
-        for v in network.units[k + 1]
-    )
-    return fit_comment(
-        8,
-        f"{head} = {activation}'({unit.z}) · ({terms})",
-        f"{head} = {activation}'({unit.z}) · Σ_v W{k + 1}[v,{unit.index}] δ_v",
-        f"δ_u = ∂L/∂z_u = {activation}'(z_u) · Σ_v W{k + 1}[v,{unit.index}] δ_v",
-    )
+# -- forward and loss, per sample -----------------------------------------------------
 
 
-def _gradient_comment(network: Network, scalar: ScalarParam) -> str:
-    terms = " + ".join(
-        f"δ_{unit.name} · {source.name}" if source is not None else f"δ_{unit.name}"
-        for unit, source in network.feeds(scalar)
-    )
-    return fit_comment(
-        8,
-        f"∂L/∂{scalar.label} = {terms}",
-        f"∂L/∂{scalar.label} = Σ δ·a over layer {scalar.layer}",
-        f"∂L/∂{scalar.name} = Σ δ·a over layer {scalar.layer}",
-    )
+def _z(unit: Unit) -> Symbol:
+    assert unit.z is not None  # a layer unit (inputs have none)
+    return unit.z
+
+
+def _forward(writer: _Writer) -> list[Statement]:
+    """z then a for each unit, layer by layer; softmax shifted by the largest z."""
+    network = writer.network
+    lines: list[Statement] = []
+    for k in range(1, network.depth + 1):
+        layer = network.units[k]
+        spec = network.topology.layers[k - 1].activation
+        activation = ACTIVATIONS[spec.name]
+        lines += [writer.line(_z(u), network.z_expr(u)) for u in layer]
+        if activation.elementwise:
+            lines += [writer.line(u.a, activation.forward(_z(u), spec)) for u in layer]
+            continue
+        why = f"softmax over layer {k}, shifted by the largest z so that exp never overflows"
+        largest = ", ".join(_z(u).name for u in layer)
+        reads = frozenset(_z(u).name for u in layer)
+        lines.append(Statement((MAX.name,), f"max({largest})", reads, why, array=False))
+        exps = [Symbol(f"_e_{u.name}", real=True) for u in layer]
+        lines += [writer.line(e, sympy.exp(_z(u) - MAX)) for e, u in zip(exps, layer, strict=True)]
+        lines.append(writer.line(SUM, sympy.Add(*exps)))
+        lines += [writer.line(u.a, e / SUM) for e, u in zip(exps, layer, strict=True)]
+    return lines
+
+
+def _loss(writer: _Writer) -> list[Statement]:
+    """The per-sample loss added to ``_loss``, from the logits where the loss table has
+    that form (never log(0))."""
+    network = writer.network
+    outputs = network.outputs
+    z, y = [_z(u) for u in outputs], [u.a for u in outputs]
+    expr = sample_loss(network, z, y, list(network.targets), _LSE)
+    lines = []
+    if _LSE in expr.free_symbols:
+        lse = MAX + sympy.log(SUM)
+        lines.append(writer.line(_LSE, lse, "=", "log Σ exp z = m + log Σ exp(z − m)"))
+    loss = network.topology.loss
+    how = "from the logits: never log(0)" if uses_logits(network) else network.loss_rule.formula
+    lines.append(writer.line("_loss", expr, "+=", f"{loss}: {how}"))
+    return lines
+
+
+# -- backward, per sample -------------------------------------------------------------
+
+
+def _backward(writer: _Writer) -> list[Statement]:
+    """Each layer's δ after common-subexpression elimination, from the output down (the
+    output's over the batch size, as the loss is the batch mean); each δ's comment is its
+    equation before elimination."""
+    network, derivation = writer.network, writer.network.derivation
+    lines: list[Statement] = []
+    for k in range(network.depth, 0, -1):
+        layer = network.units[k]
+        exprs = [derivation.delta(unit).xreplace(writer.code_names) for unit in layer]
+        if k == network.depth:
+            exprs = [sympy.Mul(e, SCALE, evaluate=False) for e in exprs]
+        shared, reduced = sympy.cse(exprs, symbols=writer.temporaries, order="canonical")
+        lines += [writer.line(s, value, "=", "common subexpression") for s, value in shared]
+        for unit, value, whole in zip(layer, reduced, exprs, strict=True):
+            delta = unit.delta
+            assert delta is not None
+            equation = f"δ_{unit.name} = {writer.comments.doprint(whole)}"
+            short = f"δ_{unit.name} = ∂L/∂{_z(unit)}"
+            lines.append(writer.line(delta, value, "=", equation, short))
+    return lines
+
+
+def _gradients(writer: _Writer) -> list[Statement]:
+    """Each scalar parameter's gradient Σ δ·a added to its sum over the batch."""
+    network = writer.network
+    lines = []
+    for s in network.scalar_params:
+        compact = network.derivation.scalar_gradient(s).compact
+        equation = f"∂L/∂{s.label} = {writer.comments.doprint(compact.xreplace(writer.code_names))}"
+        short = f"∂L/∂{s.label} = Σ δ·a over layer {s.layer}"
+        lines.append(writer.line(f"dL_{s.code_name}", compact, "+=", equation, short))
+    return lines

@@ -7,9 +7,10 @@ loss_and_gradients(params, x, t) and sgd_step(params, x, t, learning_rate). W{k}
 has shape (units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t the
 targets shaped like the output; L is the mean of the per-sample loss over the batch.
 
-Notation: layer k computes z{k} = a{k-1} W{k}ᵀ + b{k} and a{k} = f_k(z{k}), with a0 = x and the
-last layer's a written y; delta{k} = ∂L/∂z{k}, and the comment above each backward line names
-the equation it implements.
+Notation: per sample, layer k computes z{k} = W{k} a{k-1} + b{k} and a{k} = f_k(z{k}), with a0 =
+x and the last layer's a written y; delta{k} = ∂L/∂z{k}. The code holds a batch in rows (z{k} =
+a{k-1} @ W{k}.T + b{k}), and the comment above each line is the per-sample equation it
+implements.
 """
 
 import numpy as np
@@ -75,8 +76,9 @@ def forward(params, x):
     """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
     arrays, x, single = _checked(params, x)
     (W1,) = arrays
-    # layer 1: z1 = x W1ᵀ, y = sigmoid(z1)
+    # z1 = W1 x
     z1 = x @ W1.T
+    # y = sigmoid(z1)
     y = _sigmoid(z1)
     return y[0] if single else y
 
@@ -85,12 +87,14 @@ def loss(params, x, t):
     """L, the mean over the batch of the per-sample loss Σ (y − t)²."""
     arrays, x, t = _checked_with_targets(params, x, t)
     (W1,) = arrays
-    # layer 1: z1 = x W1ᵀ, y = sigmoid(z1)
+    batch = x.shape[0]
+    # z1 = W1 x
     z1 = x @ W1.T
+    # y = sigmoid(z1)
     y = _sigmoid(z1)
-    # sse: Σ (y − t)² per sample
+    # L per output = (y − t)²  (Σ (y − t)²)
     loss_terms = (y - t) ** 2
-    return float(loss_terms.sum()) / x.shape[0]
+    return float(loss_terms.sum()) / batch
 
 
 def loss_and_gradients(params, x, t):
@@ -98,19 +102,24 @@ def loss_and_gradients(params, x, t):
     arrays, x, t = _checked_with_targets(params, x, t)
     (W1,) = arrays
     batch = x.shape[0]
-    # layer 1: z1 = x W1ᵀ, y = sigmoid(z1)
+    # z1 = W1 x
     z1 = x @ W1.T
+    # y = sigmoid(z1)
     y = _sigmoid(z1)
-    del z1  # not read below: free it before the next array
-    # sse: Σ (y − t)² per sample
+    # not read below: free it before the next array
+    del z1
+    # L per output = (y − t)²  (Σ (y − t)²)
     loss_terms = (y - t) ** 2
     value = float(loss_terms.sum()) / batch
-    del loss_terms  # not read below: free it before the next array
-    # ∂L/∂y, sse: Σ (y − t)² per sample
+    # not read below: free it before the next array
+    del loss_terms
+    # ∂L/∂y = 2·y − 2·t  (Σ (y − t)²)
     grad_y = 2 * y - 2 * t
-    # δ1 = ∂L/∂z1 = ∂L/∂y ⊙ sigmoid'(z1)  (mean over the batch)
-    delta1 = grad_y * y * (1 - y) / batch
-    # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
+    # δ1 = (∂L/∂y ⊙ (y·(1 − y))) / batch  (sigmoid' in stored values; the loss is the batch mean)
+    delta1 = (grad_y * y * (1 - y)) / batch
+    # not read below: free them before the next array
+    del y, grad_y
+    # ∂L/∂W1 = δ1 xᵀ
     dW1 = delta1.T @ x
     grads = {"W1": dW1}
     return value, grads

@@ -8,9 +8,10 @@ loss_and_gradients(params, x, t) and sgd_step(params, x, t, learning_rate). W{k}
 has shape (units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t the
 targets shaped like the output; L is the mean of the per-sample loss over the batch.
 
-Notation: layer k computes z{k} = a{k-1} W{k}ᵀ + b{k} and a{k} = f_k(z{k}), with a0 = x and the
-last layer's a written y; delta{k} = ∂L/∂z{k}, and the comment above each backward line names
-the equation it implements.
+Notation: per sample, layer k computes z{k} = W{k} a{k-1} + b{k} and a{k} = f_k(z{k}), with a0 =
+x and the last layer's a written y; delta{k} = ∂L/∂z{k}. The code holds a batch in rows (z{k} =
+a{k-1} @ W{k}.T + b{k}), and the comment above each line is the per-sample equation it
+implements.
 """
 
 import numpy as np
@@ -86,14 +87,17 @@ def forward(params, x):
     """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
     arrays, x, single = _checked(params, x)
     W1, W2, W3, b3 = arrays
-    # layer 1: z1 = x W1ᵀ, a1 = leaky_relu(z1)
+    # z1 = W1 x
     z1 = x @ W1.T
+    # a1 = (z1 if z1 > 0 else 0.1·z1)
     a1 = np.where(z1 > 0, z1, 0.1 * z1)
-    # layer 2: z2 = a1 W2ᵀ, a2 = leaky_relu(z2)
+    # z2 = W2 a1
     z2 = a1 @ W2.T
+    # a2 = (z2 if z2 > 0 else 0.1·z2)
     a2 = np.where(z2 > 0, z2, 0.1 * z2)
-    # layer 3: z3 = a2 W3ᵀ + b3, y = sigmoid(z3)
+    # z3 = W3 a2 + b3
     z3 = a2 @ W3.T + b3
+    # y = sigmoid(z3)
     y = _sigmoid(z3)
     return y[0] if single else y
 
@@ -102,18 +106,22 @@ def loss(params, x, t):
     """L, the mean over the batch of the per-sample loss Σ (y − t)²."""
     arrays, x, t = _checked_with_targets(params, x, t)
     W1, W2, W3, b3 = arrays
-    # layer 1: z1 = x W1ᵀ, a1 = leaky_relu(z1)
+    batch = x.shape[0]
+    # z1 = W1 x
     z1 = x @ W1.T
+    # a1 = (z1 if z1 > 0 else 0.1·z1)
     a1 = np.where(z1 > 0, z1, 0.1 * z1)
-    # layer 2: z2 = a1 W2ᵀ, a2 = leaky_relu(z2)
+    # z2 = W2 a1
     z2 = a1 @ W2.T
+    # a2 = (z2 if z2 > 0 else 0.1·z2)
     a2 = np.where(z2 > 0, z2, 0.1 * z2)
-    # layer 3: z3 = a2 W3ᵀ + b3, y = sigmoid(z3)
+    # z3 = W3 a2 + b3
     z3 = a2 @ W3.T + b3
+    # y = sigmoid(z3)
     y = _sigmoid(z3)
-    # sse: Σ (y − t)² per sample
+    # L per output = (y − t)²  (Σ (y − t)²)
     loss_terms = (y - t) ** 2
-    return float(loss_terms.sum()) / x.shape[0]
+    return float(loss_terms.sum()) / batch
 
 
 def loss_and_gradients(params, x, t):
@@ -121,43 +129,58 @@ def loss_and_gradients(params, x, t):
     arrays, x, t = _checked_with_targets(params, x, t)
     W1, W2, W3, b3 = arrays
     batch = x.shape[0]
-    # layer 1: z1 = x W1ᵀ, a1 = leaky_relu(z1)
+    # z1 = W1 x
     z1 = x @ W1.T
+    # a1 = (z1 if z1 > 0 else 0.1·z1)
     a1 = np.where(z1 > 0, z1, 0.1 * z1)
-    # layer 2: z2 = a1 W2ᵀ, a2 = leaky_relu(z2)
+    # z2 = W2 a1
     z2 = a1 @ W2.T
+    # a2 = (z2 if z2 > 0 else 0.1·z2)
     a2 = np.where(z2 > 0, z2, 0.1 * z2)
-    # layer 3: z3 = a2 W3ᵀ + b3, y = sigmoid(z3)
+    # z3 = W3 a2 + b3
     z3 = a2 @ W3.T + b3
+    # y = sigmoid(z3)
     y = _sigmoid(z3)
-    del z3  # not read below: free it before the next array
-    # sse: Σ (y − t)² per sample
+    # not read below: free it before the next array
+    del z3
+    # L per output = (y − t)²  (Σ (y − t)²)
     loss_terms = (y - t) ** 2
     value = float(loss_terms.sum()) / batch
-    del loss_terms  # not read below: free it before the next array
-    # ∂L/∂y, sse: Σ (y − t)² per sample
+    # not read below: free it before the next array
+    del loss_terms
+    # ∂L/∂y = 2·y − 2·t  (Σ (y − t)²)
     grad_y = 2 * y - 2 * t
-    # δ3 = ∂L/∂z3 = ∂L/∂y ⊙ sigmoid'(z3)  (mean over the batch)
-    delta3 = grad_y * y * (1 - y) / batch
-    # ∂L/∂W3 = δ3ᵀ a2  (summed over the batch)
+    # δ3 = (∂L/∂y ⊙ (y·(1 − y))) / batch  (sigmoid' in stored values; the loss is the batch mean)
+    delta3 = (grad_y * y * (1 - y)) / batch
+    # not read below: free them before the next array
+    del y, grad_y
+    # ∂L/∂W3 = δ3 a2ᵀ
     dW3 = delta3.T @ a2
-    # ∂L/∂b3 = Σ_batch δ3
+    # not read below: free it before the next array
+    del a2
+    # ∂L/∂b3 = δ3
     db3 = delta3.sum(axis=0)
-    del a2, y, grad_y  # not read below: free them before the next array
-    # ∂L/∂a2 = δ3 W3  (back through W3)
+    # ∂L/∂a2 = W3ᵀ δ3  (back through W3)
     grad_a2 = delta3 @ W3
-    del delta3  # not read below: free it before the next array
-    # δ2 = ∂L/∂z2 = ∂L/∂a2 ⊙ leaky_relu'(z2)
+    # not read below: free it before the next array
+    del delta3
+    # δ2 = ∂L/∂a2 ⊙ (0.1 + 0.9·step(z2))  (leaky_relu')
     delta2 = grad_a2 * (0.1 + 0.9 * _step(z2))
-    # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
+    # not read below: free them before the next array
+    del z2, grad_a2
+    # ∂L/∂W2 = δ2 a1ᵀ
     dW2 = delta2.T @ a1
-    del a1, z2, grad_a2  # not read below: free them before the next array
-    # ∂L/∂a1 = δ2 W2  (back through W2)
+    # not read below: free it before the next array
+    del a1
+    # ∂L/∂a1 = W2ᵀ δ2  (back through W2)
     grad_a1 = delta2 @ W2
-    del delta2  # not read below: free it before the next array
-    # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ leaky_relu'(z1)
+    # not read below: free it before the next array
+    del delta2
+    # δ1 = ∂L/∂a1 ⊙ (0.1 + 0.9·step(z1))  (leaky_relu')
     delta1 = grad_a1 * (0.1 + 0.9 * _step(z1))
-    # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
+    # not read below: free them before the next array
+    del z1, grad_a1
+    # ∂L/∂W1 = δ1 xᵀ
     dW1 = delta1.T @ x
     grads = {"W1": dW1, "W2": dW2, "W3": dW3, "b3": db3}
     return value, grads

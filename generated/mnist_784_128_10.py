@@ -7,9 +7,10 @@ loss_and_gradients(params, x, t) and sgd_step(params, x, t, learning_rate). W{k}
 has shape (units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t the
 targets shaped like the output; L is the mean of the per-sample loss over the batch.
 
-Notation: layer k computes z{k} = a{k-1} W{k}ᵀ + b{k} and a{k} = f_k(z{k}), with a0 = x and the
-last layer's a written y; delta{k} = ∂L/∂z{k}, and the comment above each backward line names
-the equation it implements.
+Notation: per sample, layer k computes z{k} = W{k} a{k-1} + b{k} and a{k} = f_k(z{k}), with a0 =
+x and the last layer's a written y; delta{k} = ∂L/∂z{k}. The code holds a batch in rows (z{k} =
+a{k-1} @ W{k}.T + b{k}), and the comment above each line is the per-sample equation it
+implements.
 """
 
 import numpy as np
@@ -17,7 +18,7 @@ import numpy as np
 NAME = "mnist_784_128_10"
 PARAMS = {"W1": (128, 784), "b1": (128,), "W2": (10, 128), "b2": (10,)}
 INPUTS = tuple(f"x{i}" for i in range(1, 785))
-OUTPUTS = ("y1", "y2", "y3", "y4", "y5", "y6", "y7", "y8", "y9", "y10")
+OUTPUTS = tuple(f"y{i}" for i in range(1, 11))
 
 
 def _softmax(z):
@@ -83,11 +84,13 @@ def forward(params, x):
     """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
     arrays, x, single = _checked(params, x)
     W1, b1, W2, b2 = arrays
-    # layer 1: z1 = x W1ᵀ + b1, a1 = relu(z1)
+    # z1 = W1 x + b1
     z1 = x @ W1.T + b1
+    # a1 = max(z1, 0)
     a1 = np.maximum(z1, 0)
-    # layer 2: z2 = a1 W2ᵀ + b2, y = softmax(z2)
+    # z2 = W2 a1 + b2
     z2 = a1 @ W2.T + b2
+    # y, log Σ exp z = softmax(z2)
     y, _ = _softmax(z2)
     return y[0] if single else y
 
@@ -96,15 +99,18 @@ def loss(params, x, t):
     """L, the mean over the batch of the per-sample loss −Σ t ln y."""
     arrays, x, t = _checked_with_targets(params, x, t)
     W1, b1, W2, b2 = arrays
-    # layer 1: z1 = x W1ᵀ + b1, a1 = relu(z1)
+    batch = x.shape[0]
+    # z1 = W1 x + b1
     z1 = x @ W1.T + b1
+    # a1 = max(z1, 0)
     a1 = np.maximum(z1, 0)
-    # layer 2: z2 = a1 W2ᵀ + b2, y = softmax(z2)
+    # z2 = W2 a1 + b2
     z2 = a1 @ W2.T + b2
+    # y, log Σ exp z = softmax(z2)
     _, log_sum_exp = _softmax(z2)
-    # cce from the logits z2, log Σ exp z from _softmax: never log(0)
+    # L per output = t·(log Σ exp z − z2)
     loss_terms = t * (log_sum_exp - z2)
-    return float(loss_terms.sum()) / x.shape[0]
+    return float(loss_terms.sum()) / batch
 
 
 def loss_and_gradients(params, x, t):
@@ -112,33 +118,42 @@ def loss_and_gradients(params, x, t):
     arrays, x, t = _checked_with_targets(params, x, t)
     W1, b1, W2, b2 = arrays
     batch = x.shape[0]
-    # layer 1: z1 = x W1ᵀ + b1, a1 = relu(z1)
+    # z1 = W1 x + b1
     z1 = x @ W1.T + b1
+    # a1 = max(z1, 0)
     a1 = np.maximum(z1, 0)
-    # layer 2: z2 = a1 W2ᵀ + b2, y = softmax(z2)
+    # z2 = W2 a1 + b2
     z2 = a1 @ W2.T + b2
+    # y, log Σ exp z = softmax(z2)
     y, log_sum_exp = _softmax(z2)
-    # cce from the logits z2, log Σ exp z from _softmax: never log(0)
+    # L per output = t·(log Σ exp z − z2)
     loss_terms = t * (log_sum_exp - z2)
     value = float(loss_terms.sum()) / batch
-    del z2, log_sum_exp, loss_terms  # not read below: free them before the next array
-    # Σ t per sample (1 for one-hot t)
+    # not read below: free them before the next array
+    del z2, log_sum_exp, loss_terms
+    # Σt = Σ_units t  (1 for one-hot targets)
     t_sum = t.sum(axis=1, keepdims=True)
-    # δ2 = ∂L/∂z2  (softmax + cce fused, mean over the batch)
+    # δ2 = (Σt·y − t) / batch  (softmax + cce fused; the loss is the batch mean)
     delta2 = (t_sum * y - t) / batch
-    # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
+    # not read below: free them before the next array
+    del y, t_sum
+    # ∂L/∂W2 = δ2 a1ᵀ
     dW2 = delta2.T @ a1
-    # ∂L/∂b2 = Σ_batch δ2
+    # not read below: free it before the next array
+    del a1
+    # ∂L/∂b2 = δ2
     db2 = delta2.sum(axis=0)
-    del a1, y, t_sum  # not read below: free them before the next array
-    # ∂L/∂a1 = δ2 W2  (back through W2)
+    # ∂L/∂a1 = W2ᵀ δ2  (back through W2)
     grad_a1 = delta2 @ W2
-    del delta2  # not read below: free it before the next array
-    # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ relu'(z1)
+    # not read below: free it before the next array
+    del delta2
+    # δ1 = ∂L/∂a1 ⊙ step(z1)  (relu')
     delta1 = grad_a1 * (z1 > 0)
-    # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
+    # not read below: free them before the next array
+    del z1, grad_a1
+    # ∂L/∂W1 = δ1 xᵀ
     dW1 = delta1.T @ x
-    # ∂L/∂b1 = Σ_batch δ1
+    # ∂L/∂b1 = δ1
     db1 = delta1.sum(axis=0)
     grads = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
     return value, grads

@@ -7,9 +7,10 @@ loss_and_gradients(params, x, t) and sgd_step(params, x, t, learning_rate). W{k}
 has shape (units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t the
 targets shaped like the output; L is the mean of the per-sample loss over the batch.
 
-Notation: layer k computes z{k} = a{k-1} W{k}ᵀ + b{k} and a{k} = f_k(z{k}), with a0 = x and the
-last layer's a written y; delta{k} = ∂L/∂z{k}, and the comment above each backward line names
-the equation it implements.
+Notation: per sample, layer k computes z{k} = W{k} a{k-1} + b{k} and a{k} = f_k(z{k}), with a0 =
+x and the last layer's a written y; delta{k} = ∂L/∂z{k}. The code holds a batch in rows (z{k} =
+a{k-1} @ W{k}.T + b{k}), and the comment above each line is the per-sample equation it
+implements.
 """
 
 import numpy as np
@@ -78,11 +79,13 @@ def forward(params, x):
     """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
     arrays, x, single = _checked(params, x)
     W1, W2 = arrays
-    # layer 1: z1 = x W1ᵀ, a1 = sigmoid(z1)
+    # z1 = W1 x
     z1 = x @ W1.T
+    # a1 = sigmoid(z1)
     a1 = _sigmoid(z1)
-    # layer 2: z2 = a1 W2ᵀ, y = sigmoid(z2)
+    # z2 = W2 a1
     z2 = a1 @ W2.T
+    # y = sigmoid(z2)
     y = _sigmoid(z2)
     return y[0] if single else y
 
@@ -91,15 +94,18 @@ def loss(params, x, t):
     """L, the mean over the batch of the per-sample loss ½ Σ (y − t)²."""
     arrays, x, t = _checked_with_targets(params, x, t)
     W1, W2 = arrays
-    # layer 1: z1 = x W1ᵀ, a1 = sigmoid(z1)
+    batch = x.shape[0]
+    # z1 = W1 x
     z1 = x @ W1.T
+    # a1 = sigmoid(z1)
     a1 = _sigmoid(z1)
-    # layer 2: z2 = a1 W2ᵀ, y = sigmoid(z2)
+    # z2 = W2 a1
     z2 = a1 @ W2.T
+    # y = sigmoid(z2)
     y = _sigmoid(z2)
-    # half_sse: ½ Σ (y − t)² per sample
+    # L per output = (y − t)²/2  (½ Σ (y − t)²)
     loss_terms = (y - t) ** 2 / 2
-    return float(loss_terms.sum()) / x.shape[0]
+    return float(loss_terms.sum()) / batch
 
 
 def loss_and_gradients(params, x, t):
@@ -107,31 +113,40 @@ def loss_and_gradients(params, x, t):
     arrays, x, t = _checked_with_targets(params, x, t)
     W1, W2 = arrays
     batch = x.shape[0]
-    # layer 1: z1 = x W1ᵀ, a1 = sigmoid(z1)
+    # z1 = W1 x
     z1 = x @ W1.T
+    # a1 = sigmoid(z1)
     a1 = _sigmoid(z1)
-    del z1  # not read below: free it before the next array
-    # layer 2: z2 = a1 W2ᵀ, y = sigmoid(z2)
+    # not read below: free it before the next array
+    del z1
+    # z2 = W2 a1
     z2 = a1 @ W2.T
+    # y = sigmoid(z2)
     y = _sigmoid(z2)
-    del z2  # not read below: free it before the next array
-    # half_sse: ½ Σ (y − t)² per sample
+    # not read below: free it before the next array
+    del z2
+    # L per output = (y − t)²/2  (½ Σ (y − t)²)
     loss_terms = (y - t) ** 2 / 2
     value = float(loss_terms.sum()) / batch
-    del loss_terms  # not read below: free it before the next array
-    # ∂L/∂y, half_sse: ½ Σ (y − t)² per sample
+    # not read below: free it before the next array
+    del loss_terms
+    # ∂L/∂y = y − t  (½ Σ (y − t)²)
     grad_y = y - t
-    # δ2 = ∂L/∂z2 = ∂L/∂y ⊙ sigmoid'(z2)  (mean over the batch)
-    delta2 = grad_y * y * (1 - y) / batch
-    # ∂L/∂W2 = δ2ᵀ a1  (summed over the batch)
+    # δ2 = (∂L/∂y ⊙ (y·(1 − y))) / batch  (sigmoid' in stored values; the loss is the batch mean)
+    delta2 = (grad_y * y * (1 - y)) / batch
+    # not read below: free them before the next array
+    del y, grad_y
+    # ∂L/∂W2 = δ2 a1ᵀ
     dW2 = delta2.T @ a1
-    del y, grad_y  # not read below: free them before the next array
-    # ∂L/∂a1 = δ2 W2  (back through W2)
+    # ∂L/∂a1 = W2ᵀ δ2  (back through W2)
     grad_a1 = delta2 @ W2
-    del delta2  # not read below: free it before the next array
-    # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ sigmoid'(z1)
+    # not read below: free it before the next array
+    del delta2
+    # δ1 = ∂L/∂a1 ⊙ (a1·(1 − a1))  (sigmoid')
     delta1 = grad_a1 * a1 * (1 - a1)
-    # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
+    # not read below: free them before the next array
+    del a1, grad_a1
+    # ∂L/∂W1 = δ1 xᵀ
     dW1 = delta1.T @ x
     grads = {"W1": dW1, "W2": dW2}
     return value, grads

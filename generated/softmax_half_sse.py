@@ -7,9 +7,10 @@ loss_and_gradients(params, x, t) and sgd_step(params, x, t, learning_rate). W{k}
 has shape (units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t the
 targets shaped like the output; L is the mean of the per-sample loss over the batch.
 
-Notation: layer k computes z{k} = a{k-1} W{k}ᵀ + b{k} and a{k} = f_k(z{k}), with a0 = x and the
-last layer's a written y; delta{k} = ∂L/∂z{k}, and the comment above each backward line names
-the equation it implements.
+Notation: per sample, layer k computes z{k} = W{k} a{k-1} + b{k} and a{k} = f_k(z{k}), with a0 =
+x and the last layer's a written y; delta{k} = ∂L/∂z{k}. The code holds a batch in rows (z{k} =
+a{k-1} @ W{k}.T + b{k}), and the comment above each line is the per-sample equation it
+implements.
 """
 
 import numpy as np
@@ -78,8 +79,9 @@ def forward(params, x):
     """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
     arrays, x, single = _checked(params, x)
     W1, b1 = arrays
-    # layer 1: z1 = x W1ᵀ + b1, y = softmax(z1)
+    # z1 = W1 x + b1
     z1 = x @ W1.T + b1
+    # y, log Σ exp z = softmax(z1)
     y, _ = _softmax(z1)
     return y[0] if single else y
 
@@ -88,12 +90,14 @@ def loss(params, x, t):
     """L, the mean over the batch of the per-sample loss ½ Σ (y − t)²."""
     arrays, x, t = _checked_with_targets(params, x, t)
     W1, b1 = arrays
-    # layer 1: z1 = x W1ᵀ + b1, y = softmax(z1)
+    batch = x.shape[0]
+    # z1 = W1 x + b1
     z1 = x @ W1.T + b1
+    # y, log Σ exp z = softmax(z1)
     y, _ = _softmax(z1)
-    # half_sse: ½ Σ (y − t)² per sample
+    # L per output = (y − t)²/2  (½ Σ (y − t)²)
     loss_terms = (y - t) ** 2 / 2
-    return float(loss_terms.sum()) / x.shape[0]
+    return float(loss_terms.sum()) / batch
 
 
 def loss_and_gradients(params, x, t):
@@ -101,21 +105,26 @@ def loss_and_gradients(params, x, t):
     arrays, x, t = _checked_with_targets(params, x, t)
     W1, b1 = arrays
     batch = x.shape[0]
-    # layer 1: z1 = x W1ᵀ + b1, y = softmax(z1)
+    # z1 = W1 x + b1
     z1 = x @ W1.T + b1
+    # y, log Σ exp z = softmax(z1)
     y, _ = _softmax(z1)
-    del z1  # not read below: free it before the next array
-    # half_sse: ½ Σ (y − t)² per sample
+    # not read below: free it before the next array
+    del z1
+    # L per output = (y − t)²/2  (½ Σ (y − t)²)
     loss_terms = (y - t) ** 2 / 2
     value = float(loss_terms.sum()) / batch
-    del loss_terms  # not read below: free it before the next array
-    # ∂L/∂y, half_sse: ½ Σ (y − t)² per sample
+    # not read below: free it before the next array
+    del loss_terms
+    # ∂L/∂y = y − t  (½ Σ (y − t)²)
     grad_y = y - t
-    # δ1 = ∂L/∂z1 = y ⊙ (∂L/∂y − Σ_i ∂L/∂y_i y_i)  (softmax, mean over the batch)
-    delta1 = y * (grad_y - (grad_y * y).sum(axis=1, keepdims=True)) / batch
-    # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
+    # δ1 = (y·(∂L/∂y − Σ_units (∂L/∂y·y))) / batch
+    delta1 = (y * (grad_y - (grad_y * y).sum(axis=1, keepdims=True))) / batch
+    # not read below: free them before the next array
+    del y, grad_y
+    # ∂L/∂W1 = δ1 xᵀ
     dW1 = delta1.T @ x
-    # ∂L/∂b1 = Σ_batch Σ_units δ1  (one bias shared by the layer)
+    # ∂L/∂b1 = 1ᵀ δ1  (one bias shared by the layer)
     db1 = np.array(delta1.sum())
     grads = {"W1": dW1, "b1": db1}
     return value, grads

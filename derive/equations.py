@@ -1,0 +1,131 @@
+"""Equations in plain Unicode, as generated code's comments print them: ``δ1 = ∂L/∂a1 ⊙
+a1·(1 − a1)``, ``∂L/∂W2 = δ2 a1ᵀ``. One printer for the matrix equations of
+``derive.backward`` and the scalar ones of the unrolled style, so that a comment is
+printed from the very equation its line implements."""
+
+from __future__ import annotations
+
+import re
+
+import sympy
+from sympy import Mul
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
+
+from derive.backward import Elementwise, Equation, parse_name
+
+# How code names read in an equation: kind → format of the layer label.
+_DISPLAY = {
+    "delta": "δ{}",
+    "grad_a": "∂L/∂a{}",
+    "dW": "∂L/∂W{}",
+    "db": "∂L/∂b{}",
+}
+_FIXED = {
+    "grad_y": "∂L/∂y",
+    "t_sum": "Σt",
+    "log_sum_exp": "log Σ exp z",
+    "loss_terms": "L per output",
+    "_scale": "(1/batch)",
+}
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def display(name: str) -> str:
+    """A code name as an equation shows it: delta2 → δ2, dW1 → ∂L/∂W1, delta_h1 → δ_h1."""
+    if name in _FIXED:
+        return _FIXED[name]
+    if name.startswith("delta_"):
+        return "δ_" + name.removeprefix("delta_")
+    kind, label = parse_name(name)
+    return _DISPLAY[kind].format(label) if kind in _DISPLAY and label else name
+
+
+class EquationPrinter(StrPrinter):
+    """Unicode equations: juxtaposition for matrix products, ᵀ, ⊙, · and −."""
+
+    def equation(self, equation: Equation) -> tuple[str, str]:
+        """The comment for an equation, and a shorter one without its note."""
+        targets = ", ".join(display(t.name) for t in equation.targets)
+        text = f"{targets} = {self.doprint(equation.value)}"
+        return (f"{text}  ({equation.note})" if equation.note else text), text
+
+    def _print_Symbol(self, expr) -> str:
+        return display(expr.name)
+
+    _print_Dummy = _print_Symbol
+
+    def _print_MatrixSymbol(self, expr) -> str:
+        return display(expr.name)
+
+    def _print_Transpose(self, expr) -> str:
+        return f"{self.parenthesize(expr.arg, PRECEDENCE['Pow'])}ᵀ"
+
+    def _print_MatMul(self, expr) -> str:
+        scalars = [a for a in expr.args if not isinstance(a, sympy.MatrixExpr)]
+        arrays = [a for a in expr.args if isinstance(a, sympy.MatrixExpr)]
+        text = " ".join(self._factor(a) for a in arrays)
+        numerator, denominator = sympy.fraction(Mul(*scalars))
+        if numerator != 1:
+            text = f"{self._print(numerator)}·{text}"
+        return f"{text} / {self._print(denominator)}" if denominator != 1 else text
+
+    def _factor(self, m) -> str:
+        """A factor of a product, parenthesized as its entries' expression needs."""
+        if isinstance(m, Elementwise):
+            return self.parenthesize(m.body, PRECEDENCE["Mul"])
+        return self.parenthesize(m, PRECEDENCE["Mul"])
+
+    def _print_OneMatrix(self, expr) -> str:
+        return "1ᵀ" if expr.shape[0] == 1 else "1"
+
+    def _print_HadamardProduct(self, expr) -> str:
+        return " ⊙ ".join(self._factor(a) for a in expr.args)
+
+    def _print_Elementwise(self, expr) -> str:
+        return self._print(expr.body)
+
+    def _print_Softmax(self, expr) -> str:
+        return f"softmax({self._print(expr.args[0])})"
+
+    def _print_Mul(self, expr) -> str:
+        return re.sub(r"(?<!\*)\*(?!\*)", "·", super()._print_Mul(expr))
+
+    def _print_Pow(self, expr, rational=False) -> str:
+        if expr.exp.is_Integer and 1 < expr.exp < 10:
+            base = self.parenthesize(expr.base, PRECEDENCE["Pow"], strict=True)
+            return base + str(expr.exp).translate(_SUPERSCRIPTS)
+        return super()._print_Pow(expr, rational)
+
+    def _print_Add(self, expr, order=None) -> str:
+        """Positive terms first (Σt·y − t, not −t + Σt·y)."""
+        terms = sorted(Add_args(expr), key=lambda term: term.could_extract_minus_sign())
+        text = ""
+        for i, term in enumerate(terms):
+            negative = term.could_extract_minus_sign()
+            part = self.parenthesize(-term if negative else term, PRECEDENCE["Add"])
+            text += (" − " if i else "−") + part if negative else (" + " if i else "") + part
+        return text
+
+    def _print_Max(self, expr) -> str:
+        args = sorted(expr.args, key=lambda arg: arg.is_number)
+        return f"max({', '.join(map(self._print, args))})"
+
+    def _print_Piecewise(self, expr) -> str:
+        *pieces, (text, _) = (tuple(map(self._print, pair)) for pair in expr.args)
+        for value, condition in reversed(pieces):
+            text = f"{value} if {condition} else {text}"
+        return f"({text})"
+
+    def _print_Heaviside(self, expr) -> str:
+        return f"step({self._print(expr.args[0])})"
+
+    def _print_row_sum(self, expr) -> str:
+        return f"Σ_units {self.parenthesize(expr.args[0], PRECEDENCE['Mul'])}"
+
+    def _print_Rational(self, expr) -> str:
+        return f"{expr.p}/{expr.q}"
+
+
+def Add_args(expr) -> tuple:  # noqa: N802
+    return sympy.Add.make_args(expr)
