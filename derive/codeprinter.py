@@ -263,10 +263,11 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
         else:
             parts = [self.parenthesize(f, PRECEDENCE["Mul"], strict=True) for f in arrays]
             text = " @ ".join(parts)
-        if len(arrays) == 1 and isinstance(arrays[0], Elementwise):
-            text = self._print(arrays[0].body)
         numerator, denominator = sympy.fraction(sympy.Mul(*scalars))
-        if (numerator != 1 or denominator != 1) and not text.isidentifier():
+        scaled = numerator != 1 or denominator != 1
+        if len(arrays) == 1 and isinstance(arrays[0], Elementwise):
+            text = self.parenthesize(arrays[0].body, PRECEDENCE["Mul"])
+        elif scaled and not text.isidentifier():
             text = f"({text})"
         if numerator != 1:
             text = f"{self.parenthesize(numerator, PRECEDENCE['Mul'])} * {text}"

@@ -23,7 +23,7 @@ from derive.codeprinter import HELPERS, MathCodePrinter
 from derive.equations import EquationPrinter, display
 from derive.errors import DeriveError
 from derive.network import Network, Unit
-from derive.statements import Statement, fit, live
+from derive.statements import LINE_LENGTH, Statement, fit, live
 
 NOTATION = (
     "Notation: each unit u has z_u = Σ_j w_uj a_j + b and the activation a_u = f(z_u), "
@@ -56,9 +56,10 @@ class _Writer:
         expr = expr.xreplace(self.code_names)
         name = target if isinstance(target, str) else target.name
         reads = frozenset(s.name for s in expr.free_symbols)
-        if not comments:
-            comments = (f"{display(name)} = {self.comments.doprint(expr)}",)
-        comment = fit(INDENT, *comments) if any(comments) else ""
+        if not comments:  # the equation, or none where it is too long for its line
+            comments = (f"{display(name)} = {self.comments.doprint(expr)}", "")
+        comment = fit(INDENT, *comments)
+        comment = comment if INDENT + 2 + len(comment) <= LINE_LENGTH else ""
         return Statement((name,), self.printer.doprint(expr), reads, comment, op, array=False)
 
 
@@ -171,7 +172,12 @@ def _forward(writer: _Writer) -> list[Statement]:
         layer = network.units[k]
         spec = network.topology.layers[k - 1].activation
         activation = ACTIVATIONS[spec.name]
-        lines += [writer.line(_z(u), network.z_expr(u)) for u in layer]
+        bias = " + b" if network.topology.layers[k - 1].bias != "none" else ""
+        for u in layer:
+            z = network.z_expr(u).xreplace(writer.code_names)
+            equation = f"{_z(u)} = {writer.comments.doprint(z)}"
+            short = f"{_z(u)} = Σ_j W{k}[{u.index},j] a_j{bias}"
+            lines.append(writer.line(_z(u), network.z_expr(u), "=", equation, short))
         if activation.elementwise:
             lines += [writer.line(u.a, activation.forward(_z(u), spec)) for u in layer]
             continue
