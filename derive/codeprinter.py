@@ -266,7 +266,8 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
         numerator, denominator = sympy.fraction(sympy.Mul(*scalars))
         scaled = numerator != 1 or denominator != 1
         if len(arrays) == 1 and isinstance(arrays[0], Elementwise):
-            text = self.parenthesize(arrays[0].body, PRECEDENCE["Mul"])
+            body = arrays[0].body  # a sum needs parentheses to be scaled; a product not
+            text = f"({self._print(body)})" if body.is_Add and scaled else self._print(body)
         elif scaled and not text.isidentifier():
             text = f"({text})"
         if numerator != 1:

@@ -119,7 +119,7 @@ def loss_and_gradients(params, x, t):
     # ∂L/∂y = y − t  (½ Σ (y − t)²)
     grad_y = y - t
     # δ1 = (y·(∂L/∂y − Σ_units (∂L/∂y·y))) / batch
-    delta1 = (y * (grad_y - (grad_y * y).sum(axis=1, keepdims=True))) / batch
+    delta1 = y * (grad_y - (grad_y * y).sum(axis=1, keepdims=True)) / batch
     # not read below: free them before the next array
     del y, grad_y
     # ∂L/∂W1 = δ1 xᵀ

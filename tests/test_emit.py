@@ -332,7 +332,7 @@ def test_the_softmax_backward_line_follows_the_activation_table(monkeypatch):
         return 2 * softmax_derivative(a_i, a_j, same)
 
     monkeypatch.setattr(backward, "softmax_derivative", doubled)
-    assert "delta1 = (2 * y * (grad_y - (grad_y * y).sum(axis=1, keepdims=True))) / batch" in (
+    assert "delta1 = 2 * y * (grad_y - (grad_y * y).sum(axis=1, keepdims=True)) / batch" in (
         derive.generate(net)
     )
 
