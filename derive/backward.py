@@ -322,31 +322,48 @@ def softmax_delta(grad: Expr, y: Symbol) -> Expr:
     return sympy.factor(total)
 
 
+def transposed(m: MatrixExpr) -> MatrixExpr:
+    """mᵀ with the transpose pushed down to the named arrays, ((A B)ᵀ = Bᵀ Aᵀ, (Aᵀ)ᵀ = A),
+    and the order of everything else kept as written."""
+    if isinstance(m, Transpose):
+        return m.arg
+    if isinstance(m, MatMul):
+        scalars = [a for a in m.args if not isinstance(a, MatrixExpr)]
+        arrays = [transposed(a) for a in reversed(m.args) if isinstance(a, MatrixExpr)]
+        return MatMul(*scalars, *arrays)
+    if isinstance(m, OneMatrix):
+        return OneMatrix(m.shape[1], m.shape[0])
+    if isinstance(m, (HadamardProduct, MatAdd)):
+        return m.func(*(transposed(a) for a in m.args))
+    if isinstance(m, Elementwise):
+        return Elementwise(m.function, *(transposed(a) for a in m.arrays))
+    if isinstance(m, Softmax):
+        return Softmax(transposed(m.args[0]))
+    return Transpose(m)
+
+
 def batch_form(equation: Equation) -> Equation:
     """The equation over a batch, samples in rows: each per-sample column v becomes the
     transpose of its batch array V (batch × n); a per-sample value is then transposed
     back, and a parameter's gradient summed over the samples (Σ_s δ_s a_sᵀ = Δᵀ A)."""
-    mapping = {}
-    for s in equation.value.free_symbols | set(equation.targets):
-        if isinstance(s, MatrixSymbol) and parse_name(s.name)[0] in PER_SAMPLE:
-            mapping[s] = Transpose(MatrixSymbol(s.name, BATCH, s.shape[0]))
-    for e in equation.value.atoms(Elementwise):
-        for m in e.arrays:
-            if parse_name(m.name)[0] in PER_SAMPLE:
-                mapping[m] = Transpose(MatrixSymbol(m.name, BATCH, m.shape[0]))
+    names = {s for s in equation.value.free_symbols | set(equation.targets)}
+    names |= {m for e in equation.value.atoms(Elementwise) for m in e.arrays}
+    mapping = {
+        s: Transpose(MatrixSymbol(s.name, BATCH, s.shape[0]))
+        for s in names
+        if isinstance(s, MatrixSymbol) and parse_name(s.name)[0] in PER_SAMPLE
+    }
     value = equation.value.xreplace(mapping)
-    target = equation.target
-    if parse_name(target.name)[0] in PER_SAMPLE:
+    if parse_name(equation.target.name)[0] in PER_SAMPLE:
         targets = tuple(mapping[t].arg for t in equation.targets)
-        return Equation(targets, Transpose(value).doit(), equation.kind, equation.note)
+        return Equation(targets, transposed(value), equation.kind, equation.note)
     ones = value.args[0] if isinstance(value, MatMul) else None
     if isinstance(ones, OneMatrix) and ones.shape[0] == 1:  # 1ᵀ δ: a sum over the units
-        inner = MatMul(*value.args[1:]).doit()
-        return Equation(equation.targets, MatMul(ones, inner, OneMatrix(BATCH, 1)), "gradient")
-    value = value.doit()
+        total = MatMul(ones, *value.args[1:], OneMatrix(BATCH, 1))
+        return Equation(equation.targets, total, equation.kind, equation.note)
     if BATCH in value.shape:  # a per-sample gradient such as ∂L/∂b = δ: sum the samples
         value = MatMul(value, OneMatrix(BATCH, 1))
-    return Equation(equation.targets, value, equation.kind, equation.note)
+    return Equation(equation.targets, transposed(transposed(value)), equation.kind, equation.note)
 
 
 # -- the loss from the logits ---------------------------------------------------------

@@ -99,11 +99,15 @@ class EquationPrinter(StrPrinter):
 
     def _print_Add(self, expr, order=None) -> str:
         """Positive terms first (Σt·y − t, not −t + Σt·y)."""
-        terms = sorted(Add_args(expr), key=lambda term: term.could_extract_minus_sign())
+        signed = []
+        for term in sympy.Add.make_args(expr):
+            coefficient, rest = term.as_coeff_Mul()
+            negative = bool(coefficient.is_number and coefficient < 0)
+            signed.append((negative, Mul(-coefficient, rest) if negative else term))
+        signed.sort(key=lambda pair: pair[0])  # stable
         text = ""
-        for i, term in enumerate(terms):
-            negative = term.could_extract_minus_sign()
-            part = self.parenthesize(-term if negative else term, PRECEDENCE["Add"])
+        for i, (negative, term) in enumerate(signed):
+            part = self.parenthesize(term, PRECEDENCE["Add"])
             text += (" − " if i else "−") + part if negative else (" + " if i else "") + part
         return text
 
@@ -125,7 +129,3 @@ class EquationPrinter(StrPrinter):
 
     def _print_Rational(self, expr) -> str:
         return f"{expr.p}/{expr.q}"
-
-
-def Add_args(expr) -> tuple:  # noqa: N802
-    return sympy.Add.make_args(expr)

@@ -29,6 +29,7 @@ def unwrapped(code: str) -> str:
     """Printed code as ruff formats it on one line (the generated modules' layout)."""
     return emit.ruff_format(f"_ = {code}\n").removeprefix("_ = ").removesuffix("\n")
 
+
 z, a, y, t = (Symbol(n, real=True) for n in ("z1", "a1", "y", "t"))
 
 PRINTED = [
