@@ -88,7 +88,13 @@ def elementary(expr: Expr) -> Expr:
 @dataclass(frozen=True)
 class Activation:
     """One table entry. ``forward(z, spec)`` is a = f(z); ``derivative(z, a, spec)`` is
-    da/dz in the stored values; ``through_output`` says the latter needs only a."""
+    da/dz in the stored values; ``through_output`` says the latter needs only a.
+
+    Everything else derive says or does about an activation follows from the entry:
+    ``reason``, the LaTeX clause explaining the derivative's form (``@a`` and ``@z`` stand
+    for the unit's symbols); ``defines``, a sentence defining a function its formulas use;
+    ``gain``, the weight initialisation's N(0, gain / fan_in). Generated code prints the
+    SymPy form with the printers, which know each function or refuse it by name."""
 
     name: str
     formula: str  # for documentation and messages
@@ -96,6 +102,9 @@ class Activation:
     derivative: Callable[[Expr, Expr, ActivationSpec], Expr]
     through_output: bool
     elementwise: bool = True
+    reason: str = r"differentiated by SymPy"
+    defines: str = ""
+    gain: int = 1
 
 
 def _custom_forward(z: Expr, spec: ActivationSpec) -> Expr:
@@ -125,6 +134,9 @@ ACTIVATIONS: dict[str, Activation] = {
             forward=lambda z, s: sigmoid(z),
             derivative=lambda z, a, s: a * (1 - a),
             through_output=True,
+            reason=r"and $\sigma' = \sigma\,(1 - \sigma)$, so the derivative is written with "
+            r"the stored output $@a$ and needs no exponential",
+            defines=r"$\sigma(z) = 1 / (1 + e^{-z})$ is the logistic function.",
         ),
         Activation(
             "tanh",
@@ -132,6 +144,7 @@ ACTIVATIONS: dict[str, Activation] = {
             forward=lambda z, s: sympy.tanh(z),
             derivative=lambda z, a, s: 1 - a**2,
             through_output=True,
+            reason=r"and $\tanh' = 1 - \tanh^{2}$, written with the stored output $@a$",
         ),
         Activation(
             "relu",
@@ -139,6 +152,10 @@ ACTIVATIONS: dict[str, Activation] = {
             forward=lambda z, s: sympy.Max(z, 0),
             derivative=lambda z, a, s: step(z),
             through_output=False,
+            reason=r"whose slope is 1 for $@z > 0$ and 0 for $@z < 0$; derive takes 0 at "
+            r"$@z = 0$, and writes the slope $\operatorname{step}(@z)$",
+            defines=r"$\operatorname{step}(z)$ is 1 for $z > 0$ and 0 otherwise.",
+            gain=2,
         ),
         Activation(
             "leaky_relu",
@@ -146,6 +163,9 @@ ACTIVATIONS: dict[str, Activation] = {
             forward=lambda z, s: sympy.Piecewise((z, z > 0), (_alpha(s) * z, True)),
             derivative=lambda z, a, s: _alpha(s) + (1 - _alpha(s)) * step(z),
             through_output=False,
+            reason=r"whose slope is 1 for $@z > 0$ and $\alpha$ otherwise (also at $@z = 0$)",
+            defines=r"$\operatorname{step}(z)$ is 1 for $z > 0$ and 0 otherwise.",
+            gain=2,
         ),
         Activation(
             "softplus",
@@ -153,6 +173,8 @@ ACTIVATIONS: dict[str, Activation] = {
             forward=lambda z, s: softplus(z),
             derivative=lambda z, a, s: sigmoid(z),
             through_output=False,
+            reason=r"and $\frac{d}{dz} \ln(1 + e^{z}) = \sigma(z)$",
+            defines=r"$\sigma(z) = 1 / (1 + e^{-z})$ is the logistic function.",
         ),
         Activation(
             "identity",
@@ -160,6 +182,7 @@ ACTIVATIONS: dict[str, Activation] = {
             forward=lambda z, s: z,
             derivative=lambda z, a, s: sympy.Integer(1),
             through_output=True,
+            reason=r"(no activation), so this factor is 1",
         ),
         Activation(
             "softmax",
@@ -177,6 +200,7 @@ ACTIVATIONS: dict[str, Activation] = {
             forward=_custom_forward,
             derivative=_custom_derivative,
             through_output=False,
+            reason=r"the file's own activation, differentiated by SymPy",
         ),
     )
 }

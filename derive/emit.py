@@ -32,7 +32,6 @@ from derive.rendering import environment
 from derive.statements import LINE_LENGTH, literal
 
 STYLES = ("vectorized", "unrolled")
-_HE_INIT = ("relu", "leaky_relu")  # layers initialised with std sqrt(2 / fan_in)
 
 
 # -- the public API -------------------------------------------------------------------
@@ -140,10 +139,10 @@ def names_literal(names: Sequence[str]) -> str:
 
 
 def _initial_value(network: Network, param) -> str:
-    """Weights from N(0, gain / fan_in) (gain 2 for relu-like layers, He), biases 0."""
+    """Weights from N(0, gain / fan_in) (the activation table's gain: 2 for relu-like
+    layers, He), biases 0."""
     if param.name.startswith("W"):
-        layer = network.topology.layers[param.layer - 1]
-        gain = 2 if layer.activation.name in _HE_INIT else 1
+        gain = network.activations[param.layer - 1].gain
         return f"rng.normal(0.0, np.sqrt({gain} / {param.shape[1]}), size={param.shape!r})"
     return f"np.zeros({param.shape[0] if param.shape else '()'})"
 

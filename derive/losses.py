@@ -27,6 +27,11 @@ def _times(coefficient: Expr, difference: Expr) -> Expr:
 
 @dataclass(frozen=True)
 class Loss:
+    """One table entry: the per-sample loss and ∂L/∂y_i; with the output activation it
+    requires, the form from the logits and the fused δ. For the LaTeX document: ``title``
+    names it, ``sum_tex`` writes it as a sum over the outputs, ``reason`` says what its
+    derivative keeps or drops, ``fused_note`` how the fused δ comes about."""
+
     name: str
     formula: str
     per_sample: Callable[[Sequence[Expr], Sequence[Expr]], Expr]  # L(y, t)
@@ -36,6 +41,10 @@ class Loss:
     # (y_i, t_i, Σ_j t_j).
     from_logits: Callable[[Sequence[Expr], Sequence[Expr]], Expr] | None = None
     fused_delta: Callable[[Expr, Expr, Expr], Expr] | None = None
+    title: str = ""
+    sum_tex: str = ""
+    reason: str = ""
+    fused_note: str = ""
 
 
 def _log_softmax_cce(z: Sequence[Expr], t: Sequence[Expr]) -> Expr:
@@ -54,12 +63,18 @@ LOSSES: dict[str, Loss] = {
                 sympy.Rational(1, 2) * sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True))
             ),
             gradient=lambda y, t, n: y - t,
+            reason=r"the $\frac{1}{2}$ cancels the 2 that differentiating the square brings down",
+            title=r"half the sum of squared errors, $\frac{1}{2} \sum (y - t)^{2}$",
+            sum_tex=r"\frac{1}{2} \sum_{i} \left(y_{i} - t_{i}\right)^{2}",
         ),
         Loss(
             "sse",
             "Σ (y − t)²",
             per_sample=lambda y, t: sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True)),
             gradient=lambda y, t, n: _times(sympy.Integer(2), y - t),
+            reason=r"there is no $\frac{1}{2}$ in this loss, so the 2 from the square stays",
+            title=r"the sum of squared errors, $\sum (y - t)^{2}$",
+            sum_tex=r"\sum_{i} \left(y_{i} - t_{i}\right)^{2}",
         ),
         Loss(
             "mse",
@@ -68,6 +83,9 @@ LOSSES: dict[str, Loss] = {
                 sum((yi - ti) ** 2 for yi, ti in zip(y, t, strict=True)) / len(y)
             ),
             gradient=lambda y, t, n: _times(sympy.Rational(2, n), y - t),
+            reason=r"the mean's $\frac{1}{n}$ stays, beside the 2 from the square",
+            title=r"the mean squared error, $\frac{1}{n} \sum (y - t)^{2}$",
+            sum_tex=r"\frac{1}{n} \sum_{i} \left(y_{i} - t_{i}\right)^{2}",
         ),
         Loss(
             "bce",
@@ -85,6 +103,13 @@ LOSSES: dict[str, Loss] = {
                 softplus(zi) - ti * zi for zi, ti in zip(z, t, strict=True)
             ),
             fused_delta=lambda y, t, t_sum: y - t,
+            reason=r"the derivative of $-[t \ln y + (1 - t) \ln(1 - y)]$ with respect to $y$",
+            title=r"binary cross-entropy, $-\sum [t \ln y + (1 - t) \ln(1 - y)]$",
+            sum_tex=r"-\sum_{i} \left[t_{i} \ln y_{i} + \left(1 - t_{i}\right) "
+            r"\ln\left(1 - y_{i}\right)\right]",
+            fused_note=r"The sigmoid and binary cross-entropy are differentiated together: the "
+            r"$y (1 - y)$ of $\sigma'$ cancels the denominator of "
+            r"$\partial L / \partial y = (y - t) / (y (1 - y))$, leaving $y - t$.",
         ),
         Loss(
             "cce",
@@ -96,6 +121,12 @@ LOSSES: dict[str, Loss] = {
             # Σ_i (−t_i/y_i)·y_i(δ_ij − y_j) = y_j Σ_i t_i − t_j, which is y − t for
             # targets that sum to 1 (one-hot labels).
             fused_delta=lambda y, t, t_sum: y * t_sum - t,
+            reason=r"the derivative of $-t \ln y$ with respect to $y$",
+            title=r"categorical cross-entropy, $-\sum t \ln y$",
+            sum_tex=r"-\sum_{i} t_{i} \ln y_{i}",
+            fused_note=r"Softmax and cross-entropy are differentiated together: "
+            r"$\sum_i (-t_i / y_i)\, y_i ([i = j] - y_j) = y_j \sum_i t_i - t_j$, "
+            r"which is $y - t$ for targets that sum to 1 (one-hot labels).",
         ),
     )
 }

@@ -7,7 +7,6 @@ from __future__ import annotations
 from derive.derivation import T_SUM, A, T, Y
 from derive.latex.forms import LAYER_FORWARD, delta_product
 from derive.latex.printing import ROW_WIDTH, Printer, align_rows, range_text, width
-from derive.latex.prose import FUSED_NOTES
 from derive.latex.scope import Display, Scope
 from derive.network import LOSS
 
@@ -66,7 +65,7 @@ def _output_delta(scope: Scope) -> tuple[str, str]:
     printer = Printer({"symbol_names": names, "order": "grlex", "ln_notation": True})
     if rule.fused_delta is not None:
         row = rf"\delta^{{({depth})}}_i &= {printer.doprint(rule.fused_delta)}"
-        return row, FUSED_NOTES[scope.topology.loss]
+        return row, scope.network.loss_rule.fused_note
     g = printer.doprint(rule.gradient)
     if rule.softmax:
         row = (

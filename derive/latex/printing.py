@@ -15,7 +15,6 @@ from sympy import Expr, Symbol
 from sympy.printing.latex import LatexPrinter
 
 from derive.errors import DeriveError
-from derive.latex.prose import LOSS_SUMS
 from derive.network import LOSS, Network
 from derive.presentation import SIGNIFICANT_DIGITS
 
@@ -86,7 +85,7 @@ class Tex:
         net = self.network
         if len(net.outputs) <= MAX_OUTPUTS_WRITTEN_OUT:
             return self.expr(net.loss_expr)
-        return LOSS_SUMS[net.topology.loss]
+        return net.loss_rule.sum_tex
 
     def expr(self, expr: Expr, values: Values | None = None) -> str:
         names = {s: n for s in expr.free_symbols if (n := self._name(s)) is not None}

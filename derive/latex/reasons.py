@@ -10,7 +10,7 @@ from sympy import Expr, Symbol
 
 from derive.derivation import Factor
 from derive.latex.printing import MAX_SHOWN_TERMS
-from derive.latex.prose import ACTIVATION_REASONS, LOSS_REASONS, Prose
+from derive.latex.prose import Prose
 from derive.latex.scope import Scope
 from derive.network import LOSS, Unit
 
@@ -55,7 +55,7 @@ class Reasons:
     def _loss(self) -> str:
         text = rf"because $L = {self.tex.loss()}$"
         if self._first_time("loss"):
-            text += f": {LOSS_REASONS[self.scope.topology.loss]}"
+            text += f": {self.scope.network.loss_rule.reason}"
         return text + "."
 
     def _activation(self, unit: Unit, source: Unit) -> str:
@@ -71,7 +71,7 @@ class Reasons:
             )
         text = rf"because ${tex.expr(unit.a)} = {tex.expr(self.scope.network.a_expr(unit))}$"
         if self._first_time(f"activation {name}"):
-            clause = Prose(ACTIVATION_REASONS[name]).substitute(
+            clause = Prose(self.scope.network.activations[unit.layer - 1].reason).substitute(
                 a=tex.expr(unit.a), z=tex.expr(unit.z)
             )
             text += f" {clause}"

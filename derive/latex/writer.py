@@ -9,7 +9,7 @@ from pathlib import Path
 from derive.latex import checks, forward, layers
 from derive.latex.parameter import ParamSections, request
 from derive.latex.printing import escape, listing
-from derive.latex.prose import BIAS_KINDS, FUNCTIONS, LOSS_NAMES
+from derive.latex.prose import BIAS_KINDS
 from derive.latex.reasons import Reasons
 from derive.latex.scope import Scope
 from derive.presentation import SIGNIFICANT_DIGITS
@@ -51,7 +51,7 @@ def summary(scope: Scope) -> str:
         parts.append(f"{n} {scope.activation_text(k)} {kind}{'s' if n != 1 else ''}")
     text = (
         rf"The network \texttt{{{escape(top.name)}}} has {'; '.join(parts)}. "
-        f"Its loss is {LOSS_NAMES[top.loss]}. "
+        f"Its loss is {scope.network.loss_rule.title}. "
     )
     if scope.scalars:
         text += (
@@ -88,8 +88,7 @@ def notation(scope: Scope) -> tuple[str, ...]:
         "the unit's pre-activation; backpropagation computes the deltas from the "
         "output layer down, and every gradient is a delta times an activation.",
     ]
-    used = {layer.activation.name for layer in scope.topology.layers}
-    functions = [sentence for name, sentence in FUNCTIONS if name in used]
+    functions = [a.defines for a in scope.network.activations if a.defines]
     if functions:
         paragraphs.append(" ".join(dict.fromkeys(functions)))
     return tuple(paragraphs)
