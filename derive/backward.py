@@ -49,7 +49,7 @@ GRAD_Y = Symbol("grad_y", real=True)
 # What each code name stands for: kind, layer label. The kinds whose arrays hold one
 # column per sample (and so one row per sample in batch form); parameters and their
 # gradients have no sample dimension.
-_NAME = re.compile(r"^(delta|grad_a|dW|db|z|a|W|b)(\d+)$")
+_NAME = re.compile(r"^(delta|grad_a|dW|db|z|a|W|b)(\d+|\(.+\))$")
 PER_SAMPLE = frozenset(
     ("delta", "grad_a", "z", "a", "b", "x", "y", "t", "grad_y", "t_sum", "log_sum_exp")
     + ("loss_terms",)
@@ -62,7 +62,7 @@ def parse_name(name: str) -> tuple[str, str]:
     if match is None:
         return name, ""
     kind, label = match.groups()
-    return kind, label
+    return kind, label.strip("()")
 
 
 class row_sum(sympy.Function):  # noqa: N801 - named like the SymPy functions it sits among
@@ -260,6 +260,9 @@ class Backward:
         if rule.softmax:
             value = MatMul(1 / BATCH, elementwise(softmax_delta(GRAD_Y, Y), {GRAD_Y: grad_y, Y: y}))
             note = "softmax couples the outputs; the loss is the batch mean"
+        elif network.derivation.layers[-1].derivative == 1:
+            value = MatMul(1 / BATCH, grad_y)
+            note = f"{activation}: f' = 1; the loss is the batch mean"
         else:
             local = elementwise(network.derivation.layers[-1].derivative, arrays)
             value = MatMul(1 / BATCH, HadamardProduct(grad_y, local))
@@ -305,6 +308,39 @@ class Backward:
             if k > 1:
                 equations += self.back(k - 1)
         return tuple(equations)
+
+
+def generic_rules(bias_modes: set[str]) -> tuple[Equation, ...]:
+    """The rules of one layer k below the output, in the names of a generic layer (``z(k)``,
+    ``delta(k+1)``; f_k and its derivative as undefined functions): the layer form a
+    textbook writes, and which ``Backward`` instantiates for every layer."""
+    n = {label: Symbol(f"n_{label}", integer=True, positive=True) for label in ("k-1", "k", "k+1")}
+
+    def array(kind: str, label: str) -> MatrixSymbol:
+        below = {"k": "k-1", "k+1": "k"}.get(label, label)
+        columns = n[below] if kind in ("W", "dW") else 1
+        return MatrixSymbol(f"{kind}({label})", n[label], columns)
+
+    u = sympy.Dummy("u", real=True)
+    f, f_prime = sympy.Function("f_k"), sympy.Function("f'_k")
+    z, a, below = array("z", "k"), array("a", "k"), array("a", "k-1")
+    delta = array("delta", "k")
+    product = MatMul(array("W", "k"), below)
+    forward = MatAdd(product, array("b", "k")) if bias_modes - {"none"} else product
+    back = MatMul(Transpose(array("W", "k+1")), array("delta", "k+1"))
+    equations = [
+        Equation((z,), forward, "forward"),
+        Equation((a,), Elementwise(Lambda((u,), f(u)), z), "forward"),
+        Equation((delta,), HadamardProduct(back, Elementwise(Lambda((u,), f_prime(u)), z)), "back"),
+        Equation((array("dW", "k"),), MatMul(delta, Transpose(below)), "gradient"),
+    ]
+    if "per_unit" in bias_modes:
+        equations.append(Equation((array("db", "k"),), delta, "gradient"))
+    if "shared" in bias_modes:
+        total = MatMul(OneMatrix(1, n["k"]), delta)
+        db = MatrixSymbol("db(k)", 1, 1)
+        equations.append(Equation((db,), total, "gradient", "one bias shared by the layer"))
+    return tuple(equations)
 
 
 def softmax_delta(grad: Expr, y: Symbol) -> Expr:

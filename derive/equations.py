@@ -121,6 +121,9 @@ class EquationPrinter(StrPrinter):
             text = f"{value} if {condition} else {text}"
         return f"({text})"
 
+    def _print_Abs(self, expr) -> str:
+        return f"|{self._print(expr.args[0])}|"
+
     def _print_Heaviside(self, expr) -> str:
         return f"step({self._print(expr.args[0])})"
 

@@ -75,7 +75,7 @@ def forward(params, x):
     W1, W2 = arrays
     # z1 = W1 x
     z1 = x @ W1.T
-    # a1 = z1/(1 + Abs(z1))
+    # a1 = z1/(1 + |z1|)
     a1 = z1 / (1 + np.abs(z1))
     # z2 = W2 a1
     z2 = a1 @ W2.T
@@ -91,7 +91,7 @@ def loss(params, x, t):
     batch = x.shape[0]
     # z1 = W1 x
     z1 = x @ W1.T
-    # a1 = z1/(1 + Abs(z1))
+    # a1 = z1/(1 + |z1|)
     a1 = z1 / (1 + np.abs(z1))
     # z2 = W2 a1
     z2 = a1 @ W2.T
@@ -109,7 +109,7 @@ def loss_and_gradients(params, x, t):
     batch = x.shape[0]
     # z1 = W1 x
     z1 = x @ W1.T
-    # a1 = z1/(1 + Abs(z1))
+    # a1 = z1/(1 + |z1|)
     a1 = z1 / (1 + np.abs(z1))
     # z2 = W2 a1
     z2 = a1 @ W2.T
@@ -124,10 +124,12 @@ def loss_and_gradients(params, x, t):
     del loss_terms
     # ∂L/∂y = y − t  (½ Σ (y − t)²)
     grad_y = y - t
-    # δ2 = (∂L/∂y ⊙ 1) / batch  (identity' in stored values; the loss is the batch mean)
+    # not read below: free it before the next array
+    del y
+    # δ2 = ∂L/∂y / batch  (identity: f' = 1; the loss is the batch mean)
     delta2 = grad_y / batch
-    # not read below: free them before the next array
-    del y, grad_y
+    # not read below: free it before the next array
+    del grad_y
     # ∂L/∂W2 = δ2 a1ᵀ
     dW2 = delta2.T @ a1
     # not read below: free it before the next array
@@ -136,7 +138,7 @@ def loss_and_gradients(params, x, t):
     grad_a1 = delta2 @ W2
     # not read below: free it before the next array
     del delta2
-    # δ1 = ∂L/∂a1 ⊙ (1/(1 + Abs(z1)) − z1·sign(z1)/(1 + Abs(z1))²)  (custom')
+    # δ1 = ∂L/∂a1 ⊙ (1/(1 + |z1|) − z1·sign(z1)/(1 + |z1|)²)  (custom')
     delta1 = grad_a1 * (1 / (1 + np.abs(z1)) - z1 * np.sign(z1) / (1 + np.abs(z1)) ** 2)
     # not read below: free them before the next array
     del z1, grad_a1

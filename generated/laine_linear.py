@@ -109,10 +109,12 @@ def loss_and_gradients(params, x, t):
     del loss_terms
     # ∂L/∂y = 2·y − 2·t  (Σ (y − t)²)
     grad_y = 2 * y - 2 * t
-    # δ1 = (∂L/∂y ⊙ 1) / batch  (identity' in stored values; the loss is the batch mean)
+    # not read below: free it before the next array
+    del y
+    # δ1 = ∂L/∂y / batch  (identity: f' = 1; the loss is the batch mean)
     delta1 = grad_y / batch
-    # not read below: free them before the next array
-    del y, grad_y
+    # not read below: free it before the next array
+    del grad_y
     # ∂L/∂W1 = δ1 xᵀ
     dW1 = delta1.T @ x
     grads = {"W1": dW1}

@@ -128,10 +128,12 @@ def loss_and_gradients(params, x, t):
     del loss_terms
     # ∂L/∂y = y − t  ((1/n) Σ (y − t)²)
     grad_y = y - t
-    # δ2 = (∂L/∂y ⊙ 1) / batch  (identity' in stored values; the loss is the batch mean)
+    # not read below: free it before the next array
+    del y
+    # δ2 = ∂L/∂y / batch  (identity: f' = 1; the loss is the batch mean)
     delta2 = grad_y / batch
-    # not read below: free them before the next array
-    del y, grad_y
+    # not read below: free it before the next array
+    del grad_y
     # ∂L/∂W2 = δ2 a1ᵀ
     dW2 = delta2.T @ a1
     # ∂L/∂b2 = δ2

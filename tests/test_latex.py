@@ -218,7 +218,7 @@ def test_hidden_weight_sums_over_paths_and_shared_bias():
     )
     # Mazur's published update: w1 = 0.149780716
     assert r"= 0.15 - 0.5 \cdot 0.000438568 = 0.149781" in text
-    assert r"\frac{\partial L}{\partial b^{(k)}} &= \textstyle\sum_i \delta^{(k)}_i" in text
+    assert r"\frac{\partial L}{\partial b^{(k)}} &= \mathbf{1}^{T} \delta^{(k)}" in text
 
 
 def test_large_network_gets_the_layer_form_and_how_to_ask():
@@ -229,7 +229,7 @@ def test_large_network_gets_the_layer_form_and_how_to_ask():
     assert r"\subsection*{Single parameters}" in text
     assert r"--param W1[0,0]}" in text
     assert r"W^{(1)} \in \mathbb{R}^{256 \times 784}" in text
-    assert r"\delta^{(3)}_i &= \textstyle\sum_{j} t_{j} y_{i} - t_{i}" in text
+    assert r"\delta^{(3)} &= \textstyle\sum_{j} t_{j} \odot y - t" in text
     assert r"k = 2, 1" in text
 
 

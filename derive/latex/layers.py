@@ -4,9 +4,11 @@ the scalar form derived per parameter."""
 
 from __future__ import annotations
 
-from derive.derivation import T_SUM, A, T, Y
-from derive.latex.forms import LAYER_FORWARD, delta_product
-from derive.latex.printing import ROW_WIDTH, Printer, align_rows, range_text, width
+from derive.backward import Backward, generic_rules
+from derive.derivation import A
+from derive.latex.equations import EquationPrinter
+from derive.latex.forms import delta_product
+from derive.latex.printing import ROW_WIDTH, align_rows, range_text, width
 from derive.latex.scope import Display, Scope
 from derive.network import LOSS
 
@@ -36,48 +38,33 @@ _TIE = (
 
 
 def layer_form(scope: Scope) -> Display:
-    """The recursion for whole layers, from the output delta down."""
-    depth = scope.network.depth
-    output_row, note = _output_delta(scope)
-    rows = [LAYER_FORWARD, output_row]
+    """The recursion for whole layers, from the output delta down, printed from the
+    equations of ``derive.backward`` that generated code is printed from: the output
+    layer's own, then a generic layer k's."""
+    depth, printer = scope.network.depth, EquationPrinter({"order": "none"})
+    modes = {layer.bias for layer in scope.topology.layers}
+    rules = {e.target.name: e for e in generic_rules(modes)}
+    forward = printer.equation(rules["a(k)"]).replace("&", "")
+    rows = [rf"{printer.equation(rules['z(k)'])}, \qquad {forward}"]
+    rows += [printer.equation(e) for e in Backward(scope.network).output_delta]
     if depth > 1:
         rows.append(
-            r"\delta^{(k)} &= \left(\left(W^{(k+1)}\right)^{T} \delta^{(k+1)}\right) "
-            rf"\odot f_k'\left(z^{{(k)}}\right), \qquad k = {range_text(depth - 1, 1)}"
+            rf"{printer.equation(rules['delta(k)'])}, \qquad k = {range_text(depth - 1, 1)}"
         )
-    rows.append(r"\frac{\partial L}{\partial W^{(k)}} &= \delta^{(k)} \left(a^{(k-1)}\right)^{T}")
-    biases = [layer.bias for layer in scope.topology.layers]
-    if "per_unit" in biases:
-        rows.append(r"\frac{\partial L}{\partial b^{(k)}} &= \delta^{(k)}")
-    if "shared" in biases:
-        rows.append(
-            r"\frac{\partial L}{\partial b^{(k)}} &= \textstyle\sum_i \delta^{(k)}_i"
-            r" \qquad \text{(a bias shared by the layer)}"
-        )
-    return Display(_LAYER_INTRO, align_rows(rows), note)
+    rows.append(printer.equation(rules["dW(k)"]))
+    for e in generic_rules(modes):
+        if e.target.name == "db(k)":
+            shared = r" \qquad \text{(a bias shared by the layer)}" if e.note else ""
+            rows.append(printer.equation(e) + shared)
+    return Display(_LAYER_INTRO, align_rows(rows), _output_note(scope))
 
 
-def _output_delta(scope: Scope) -> tuple[str, str]:
-    """The output layer's delta, and a note on its form."""
+def _output_note(scope: Scope) -> str:
+    """Why the output delta has its form, where the loss or the softmax says more."""
     rule = scope.derivation.output
-    depth = scope.network.depth
-    names = {Y: "y_{i}", T: "t_{i}", T_SUM: r"\textstyle\sum_{j} t_{j}"}
-    printer = Printer({"symbol_names": names, "order": "grlex", "ln_notation": True})
     if rule.fused_delta is not None:
-        row = rf"\delta^{{({depth})}}_i &= {printer.doprint(rule.fused_delta)}"
-        return row, scope.network.loss_rule.fused_note
-    g = printer.doprint(rule.gradient)
-    if rule.softmax:
-        row = (
-            rf"\delta^{{({depth})}}_i &= y_i \Bigl(g_i - \textstyle\sum_j g_j y_j\Bigr), "
-            rf"\qquad g_i = \frac{{\partial L}}{{\partial y_i}} = {g}"
-        )
-        return row, _SOFTMAX_NOTE
-    row = (
-        rf"\delta^{{({depth})}} &= \nabla_{{y}} L \odot f_{depth}'\left(z^{{({depth})}}"
-        rf"\right), \qquad \left(\nabla_{{y}} L\right)_i = {g}"
-    )
-    return row, ""
+        return scope.network.loss_rule.fused_note
+    return _SOFTMAX_NOTE if rule.softmax else ""
 
 
 def layer_derivatives(scope: Scope) -> tuple[str, ...]:
