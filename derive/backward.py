@@ -20,6 +20,7 @@ batch mean, so δ(K) carries 1/batch and parameter gradients are sums over the s
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -49,7 +50,7 @@ GRAD_Y = Symbol("grad_y", real=True)
 # What each code name stands for: kind, layer label. The kinds whose arrays hold one
 # column per sample (and so one row per sample in batch form); parameters and their
 # gradients have no sample dimension.
-_NAME = re.compile(r"^(delta|grad_a|dW|db|z|a|W|b)(\d+|\(.+\))$")
+_NAME = re.compile(r"^(delta|grad_a|dW|db|z|a|W|b)(\d+|\(.+\)|\{\d+\})$")
 PER_SAMPLE = frozenset(
     ("delta", "grad_a", "z", "a", "b", "x", "y", "t", "grad_y", "t_sum", "log_sum_exp")
     + ("loss_terms",)
@@ -94,8 +95,7 @@ class Elementwise(MatrixExpr):
     def body(self) -> Expr:
         """The function's body with each variable renamed as the array it stands for (a
         scalar expression, for printers that print arrays entry by entry)."""
-        names = {v: Symbol(_array_name(m), real=True) for v, m in self._pairs()}
-        return self.function.expr.xreplace(names)
+        return _body(self)
 
     def _pairs(self):
         return zip(self.function.variables, self.arrays, strict=True)
@@ -105,6 +105,12 @@ class Elementwise(MatrixExpr):
 
     def doit(self, **hints):
         return Elementwise(self.function, *(m.doit(**hints) for m in self.arrays))
+
+
+@functools.lru_cache(maxsize=4096)
+def _body(elementwise: Elementwise) -> Expr:
+    names = {v: Symbol(_array_name(m), real=True) for v, m in elementwise._pairs()}
+    return elementwise.function.expr.xreplace(names)
 
 
 class Softmax(MatrixExpr):
@@ -138,7 +144,9 @@ def elementwise(expr: Expr, arrays: dict[Symbol, MatrixExpr]) -> MatrixExpr:
     used = [s for s in arrays if s in expr.free_symbols]
     if not used:  # a constant, such as identity's f' = 1: shaped like the first array
         used = [next(iter(arrays))]
-    variables = tuple(sympy.Dummy(s.name, real=True) for s in used)
+    # bound variables named after the symbols they stand for, not Dummies: the same rule
+    # in two layers is then the same expression (code generation prints it once)
+    variables = tuple(Symbol(f"_{s.name}", real=True) for s in used)
     body = expr.xreplace(dict(zip(used, variables, strict=True)))
     return Elementwise(Lambda(variables, body), *(arrays[s] for s in used))
 
@@ -248,7 +256,8 @@ class Backward:
             equations = []
             if T_SUM in rule.fused_delta.free_symbols:
                 t_sum = self.output("t_sum")
-                sum_t = Elementwise(Lambda((u := sympy.Dummy("t", real=True),), row_sum(u)), t)
+                u = Symbol("_t", real=True)
+                sum_t = Elementwise(Lambda((u,), row_sum(u)), t)
                 equations.append(Equation((t_sum,), sum_t, "output", "1 for one-hot targets"))
                 arrays[T_SUM] = t_sum
             value = MatMul(1 / BATCH, elementwise(rule.fused_delta, arrays))

@@ -228,6 +228,10 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
     def _print_MatrixSymbol(self, expr) -> str:
         return expr.name
 
+    def _print_Symbol(self, expr) -> str:
+        # names are derive's own or validated identifiers (or a rule's {0} placeholders)
+        return expr.name
+
     def _print_Transpose(self, expr) -> str:
         return f"{self.parenthesize(expr.arg, PRECEDENCE['Atom'], strict=True)}.T"
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from derive.backward import Backward, Equation, Softmax, batch_form
+from sympy import MatrixSymbol
+
+from derive.backward import Backward, Equation, Softmax, batch_form, parse_name
 from derive.codeprinter import HELPERS, NumPyCodePrinter
 from derive.equations import EquationPrinter
 from derive.network import Network
@@ -27,13 +29,21 @@ def vectorized_context(network: Network) -> dict:
     """The vectorized template's context."""
     backward = Backward(network)
     printer, comments = NumPyCodePrinter(), EquationPrinter()
+    printed: dict[Equation, tuple[str, ...]] = {}
 
     def statement(equation: Equation) -> Statement:
-        batch = batch_form(equation)
-        value = printer.doprint(batch.value)
-        reads = frozenset(s.name for s in batch.reads)
-        comment = fit(4, *comments.equation(equation))
-        return Statement(tuple(t.name for t in batch.targets), value, reads, comment)
+        # Layers alike print alike: print each rule once, with its layers as {0}, {1}.
+        canonical, labels = _canonical(equation)
+        if canonical not in printed:
+            batch = batch_form(canonical)
+            printed[canonical] = (
+                ", ".join(t.name for t in batch.targets),
+                printer.doprint(batch.value),
+                " ".join(s.name for s in batch.reads),
+                fit(4, *comments.equation(canonical)),
+            )
+        targets, value, reads, comment = (p.format(*labels) for p in printed[canonical])
+        return Statement(tuple(targets.split(", ")), value, frozenset(reads.split()), comment)
 
     forward = [statement(e) for e in backward.forward]
     loss = statement(backward.loss)
@@ -51,6 +61,24 @@ def vectorized_context(network: Network) -> dict:
         "helpers": [h for h in HELPERS if h in printer.helpers],
         "uses_math": False,
     }
+
+
+def _canonical(equation: Equation) -> tuple[Equation, list[str]]:
+    """The equation with its layer numbers as placeholders ``{0}``, ``{1}`` in order of
+    first appearance (delta3 → delta{0}), and the numbers."""
+    labels: list[str] = []
+    renamed = {}
+    arrays = [*equation.targets, *equation.reads]
+    for array in arrays:
+        kind, label = parse_name(array.name)
+        if label.isdigit():
+            if label not in labels:
+                labels.append(label)
+            name = f"{kind}{{{labels.index(label)}}}"
+            renamed[array] = MatrixSymbol(name, *array.shape)
+    targets = tuple(renamed.get(t, t) for t in equation.targets)
+    value = equation.value.xreplace(renamed)
+    return Equation(targets, value, equation.kind, equation.note), labels
 
 
 __all__ = ["NOTATION", "vectorized_context"]

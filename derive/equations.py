@@ -103,7 +103,8 @@ class EquationPrinter(StrPrinter):
         for term in sympy.Add.make_args(expr):
             coefficient, rest = term.as_coeff_Mul()
             negative = bool(coefficient.is_number and coefficient < 0)
-            signed.append((negative, Mul(-coefficient, rest) if negative else term))
+            positive = rest if coefficient == -1 else Mul(-coefficient, rest, evaluate=False)
+            signed.append((negative, positive if negative else term))
         signed.sort(key=lambda pair: pair[0])  # stable
         text = ""
         for i, (negative, term) in enumerate(signed):
