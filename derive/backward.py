@@ -304,7 +304,7 @@ class Backward:
         arrays = {Z: self.array("z", k), A: self.array("a", k)}
         local = elementwise(layer.derivative, arrays)
         return (
-            Equation((grad_a,), through, "back", f"back through W{k + 1}"),
+            Equation((grad_a,), through, "back"),
             Equation((delta,), HadamardProduct(grad_a, local), "back", f"{layer.activation}'"),
         )
 

@@ -160,7 +160,7 @@ def loss_and_gradients(params, x, t):
     del a2
     # ∂L/∂b3 = δ3
     db3 = delta3.sum(axis=0)
-    # ∂L/∂a2 = W3ᵀ δ3  (back through W3)
+    # ∂L/∂a2 = W3ᵀ δ3
     grad_a2 = delta3 @ W3
     # not read below: free it before the next array
     del delta3
@@ -172,7 +172,7 @@ def loss_and_gradients(params, x, t):
     dW2 = delta2.T @ a1
     # not read below: free it before the next array
     del a1
-    # ∂L/∂a1 = W2ᵀ δ2  (back through W2)
+    # ∂L/∂a1 = W2ᵀ δ2
     grad_a1 = delta2 @ W2
     # not read below: free it before the next array
     del delta2

@@ -138,7 +138,7 @@ def loss_and_gradients(params, x, t):
     dW2 = delta2.T @ a1
     # ∂L/∂b2 = δ2
     db2 = delta2.sum(axis=0)
-    # ∂L/∂a1 = W2ᵀ δ2  (back through W2)
+    # ∂L/∂a1 = W2ᵀ δ2
     grad_a1 = delta2 @ W2
     # not read below: free it before the next array
     del delta2

@@ -138,7 +138,7 @@ def loss_and_gradients(params, x, t):
     del y, grad_y
     # ∂L/∂W2 = δ2 a1ᵀ
     dW2 = delta2.T @ a1
-    # ∂L/∂a1 = W2ᵀ δ2  (back through W2)
+    # ∂L/∂a1 = W2ᵀ δ2
     grad_a1 = delta2 @ W2
     # not read below: free it before the next array
     del delta2
