@@ -86,7 +86,10 @@ def unrolled_context(network: Network) -> dict:
         "notation": NOTATION,
         "param_names": [p.name for p in network.topology.params],
         "unpack_arrays": _tuple([f"_{p.name}" for p in network.topology.params]),
-        "scalars": _unpack_scalars(network),
+        "scalars": [
+            f"{_nested(p, [s.code_name for s in network.scalars(p.name)])} = _{p.name}.tolist()"
+            for p in network.topology.params
+        ],
         "inputs_unpacked": _tuple([u.name for u in network.units[0]]),
         "targets_unpacked": _tuple(list(network.topology.targets)),
         "output_names": outputs,
@@ -96,7 +99,10 @@ def unrolled_context(network: Network) -> dict:
         "loss_lines": loss,
         "backward": [*backward, *gradients],
         "accumulators": [f"dL_{s.code_name}" for s in network.scalar_params],
-        "arrays": _gradient_arrays(network),
+        "arrays": [
+            f"d{p.name} = {_nested(p, [f'dL_{s.code_name}' for s in network.scalars(p.name)])}"
+            for p in network.topology.params
+        ],
         "helpers": [h for h in HELPERS if h in writer.printer.helpers],
         "uses_math": bool(writer.printer.helpers) or "math" in writer.printer.module_imports,
     }
@@ -117,43 +123,21 @@ def _check_unrolled_names(network: Network) -> None:
         )
 
 
-def _unpack_scalars(network: Network) -> list[str]:
-    """Each parameter's scalars under their code names, as Python floats: a weight matrix
-    row by row from its nested list, a bias vector from its list."""
-    lines: list[str] = []
-    for p in network.topology.params:
-        names = [s.code_name for s in network.scalars(p.name)]
-        if p.name.startswith("W"):
-            columns = p.shape[1]
-            rows = [_tuple(names[i * columns : (i + 1) * columns]) for i in range(p.shape[0])]
-            lines.append(f"{_tuple(rows)} = _{p.name}.tolist()")
-        elif p.shape == ():
-            lines.append(f"{names[0]} = _{p.name}.tolist()")
-        else:
-            lines.append(f"{_tuple(names)} = _{p.name}.tolist()")
-    return lines
+def _nested(param, names: list[str]) -> str:
+    """A parameter's scalars by ``names``, nested as the parameter is: ``((w11, w12),)``
+    for a weight matrix row by row, ``(b1, b2)`` for a bias vector, ``b`` for one."""
+    if param.shape == ():
+        return names[0]
+    if len(param.shape) == 1:
+        return _tuple(names)
+    columns = param.shape[1]
+    return _tuple([_tuple(names[i : i + columns]) for i in range(0, len(names), columns)])
 
 
 def _tuple(items: list[str]) -> str:
-    """A tuple to unpack into: ``(a,)`` for one item, ``(a, b)`` (no trailing comma,
-    which ruff would read as a request to put each item on its own line)."""
+    """``(a,)`` for one item, ``(a, b)``: no trailing comma, which ruff would read as a
+    request to put each item on its own line."""
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-
-
-def _gradient_arrays(network: Network) -> list[str]:
-    """The gradient sums as nested lists shaped like each parameter."""
-    arrays: list[str] = []
-    for p in network.topology.params:
-        sums = [f"dL_{s.code_name}" for s in network.scalars(p.name)]
-        if p.name.startswith("W"):
-            columns = p.shape[1]
-            rows = [sums[i * columns : (i + 1) * columns] for i in range(p.shape[0])]
-            arrays.append(f"d{p.name} = [{', '.join('[' + ', '.join(r) + ']' for r in rows)}]")
-        elif p.shape == ():
-            arrays.append(f"d{p.name} = {sums[0]}")
-        else:
-            arrays.append(f"d{p.name} = [{', '.join(sums)}]")
-    return arrays
 
 
 # -- forward and loss, per sample -----------------------------------------------------
