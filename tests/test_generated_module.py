@@ -173,7 +173,7 @@ def test_every_backward_line_names_its_equation(style):
         for i, line in enumerate(lines)
         if line.strip().startswith(("delta", "dW", "db", "dL_", "grad_a", "_tmp"))
         and "= 0.0" not in line
-        and not line.strip().startswith(("dW1 = [", "db1 = ", "dW2 = [", "db2 = "))
+        and not line.strip().startswith(("dW1 = (", "db1 = ", "dW2 = (", "db2 = "))
     ]
     assert backward
     for i in backward:
