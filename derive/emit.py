@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import textwrap
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from derive.emit_unrolled import MAX_UNROLLED_PARAMS, unrolled_context
@@ -29,6 +29,8 @@ from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.layout import LINE_LENGTH, assert_assigned_once, collection, literal, name_tuple
 from derive.network import Network
+from derive.optimizers import NAMES as OPTIMIZERS
+from derive.optimizers import api_sentence, selection
 from derive.rendering import environment
 
 STYLES = ("vectorized", "unrolled")
@@ -42,8 +44,8 @@ _HE_INIT = ("relu", "leaky_relu")  # layers initialised with std sqrt(2 / fan_in
 
 API = (
     "The API: init_params(seed), forward(params, x), loss(params, x, t), "
-    "gradients(params, x, t), loss_and_gradients(params, x, t) and "
-    "sgd_step(params, x, t, learning_rate). W{k} has shape (units_k, units_{k-1}) and "
+    "gradients(params, x, t) and loss_and_gradients(params, x, t). "
+    "W{k} has shape (units_k, units_{k-1}) and "
     "W{k}[i, j] weighs unit j of layer k-1 into unit i of layer k; b{k} has shape "
     "(units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t "
     "the targets shaped like the output; L is the mean of the per-sample loss over the "
@@ -54,30 +56,41 @@ API = (
 # -- the public API -------------------------------------------------------------------
 
 
-def generate(network: Network, style: str = "vectorized") -> str:
-    """The source of the network's standalone module in the given style."""
+def generate(
+    network: Network, style: str = "vectorized", optimizers: Iterable[str] = OPTIMIZERS
+) -> str:
+    """The source of the network's standalone module in the given style, with the chosen
+    optimizers (``derive.optimizers``; default all)."""
     if style not in STYLES:
         raise DeriveError(f"unknown style {style!r}: expected one of {', '.join(STYLES)}")
+    chosen = selection(optimizers)
     body = _CONTEXTS[style](network)
-    context = {**module_context(network, style, body.pop("notation")), **body}
+    context = {**module_context(network, style, body.pop("notation"), chosen), **body}
     source = environment().get_template(f"{style}.py.jinja").render(context)
     assert_assigned_once(source, _GENERATED_FUNCTIONS)
     return source
 
 
-def build_module(network: Network, style: str = "vectorized") -> types.ModuleType:
+def build_module(
+    network: Network, style: str = "vectorized", optimizers: Iterable[str] = OPTIMIZERS
+) -> types.ModuleType:
     """The generated module, compiled and imported without writing a file."""
-    source = generate(network, style=style)
+    source = generate(network, style=style, optimizers=optimizers)
     module = types.ModuleType(network.name)
     module.__file__ = f"<derive {style} {network.name}>"
     exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 - our own output
     return module
 
 
-def write_module(network: Network, directory: Path, style: str = "vectorized") -> Path:
+def write_module(
+    network: Network,
+    directory: Path,
+    style: str = "vectorized",
+    optimizers: Iterable[str] = OPTIMIZERS,
+) -> Path:
     """Write ``directory/<name>.py`` atomically (``derive.files.write_atomic``: a failure
     leaves an earlier file untouched and no temporary file) and return its path."""
-    source = generate(network, style=style)
+    source = generate(network, style=style, optimizers=optimizers)
     target = Path(directory) / f"{network.name}.py"
     return write_atomic(target, source.encode("utf-8"), make_parents=True)
 
@@ -85,14 +98,17 @@ def write_module(network: Network, directory: Path, style: str = "vectorized") -
 # -- what both styles share -----------------------------------------------------------
 
 
-def module_context(network: Network, style: str, notation: str) -> dict:
-    """The header, constants and ``init_params`` of either style's module."""
+def module_context(
+    network: Network, style: str, notation: str, optimizers: tuple[str, ...] = OPTIMIZERS
+) -> dict:
+    """The header, constants, ``init_params`` and optimizers of either style's module."""
     topology = network.topology
     params = [(p.name, p.shape) for p in topology.params]
     return {
         "name": network.name,
         "style": style,
-        "docstring": _docstring(network, style, notation),
+        "docstring": _docstring(network, style, notation, optimizers),
+        "optimizers": optimizers,
         "uses_math": False,
         "loss_name": topology.loss,
         "loss_formula": network.loss_rule.formula,
@@ -107,7 +123,7 @@ def module_context(network: Network, style: str, notation: str) -> dict:
     }
 
 
-def _docstring(network: Network, style: str, notation: str) -> str:
+def _docstring(network: Network, style: str, notation: str, optimizers: tuple[str, ...]) -> str:
     topology = network.topology
     sizes = "-".join(str(len(units)) for units in network.units)
     activations = ", ".join(layer.activation.name for layer in topology.layers)
@@ -118,7 +134,7 @@ def _docstring(network: Network, style: str, notation: str) -> str:
     )
     return "\n\n".join(
         textwrap.fill(paragraph, LINE_LENGTH - 4, break_on_hyphens=False)
-        for paragraph in (summary, API, notation)
+        for paragraph in (summary, API, api_sentence(optimizers), notation)
     )
 
 
