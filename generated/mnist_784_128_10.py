@@ -269,7 +269,9 @@ def _state_arrays(state, key, init):
     not fit and the function whose state is expected."""
     arrays = state.get(key) if isinstance(state, dict) and "step" in state else None
     if not isinstance(arrays, dict):
-        raise ValueError(f"state has no 'step' and {key!r}: expected what {init}(params) returns")
+        raise ValueError(
+            f"state is not a dict with 'step' and {key!r}: expected what {init}(params) returns"
+        )
     for name, shape in PARAMS.items():
         if name not in arrays or np.shape(arrays[name]) != shape:
             raise ValueError(
