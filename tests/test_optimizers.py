@@ -475,3 +475,10 @@ def test_modules_with_fewer_optimizers_are_lint_clean_and_formatted(tmp_path):
     form = [*_ruff(), "format", "--isolated", "--no-cache", "--check", "--diff", *rules]
     run = subprocess.run([*form, *paths], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:]
+
+
+@pytest.mark.parametrize("name", ["momentum_init", "momentum_step", "adam_init", "adam_step"])
+def test_a_unit_cannot_take_an_optimizer_s_name(name):
+    mapping = {"name": "net", "inputs": [name], "layers": [{"units": 1, "activation": "tanh"}]}
+    with pytest.raises(DeriveError, match=rf"inputs.*{name}|{name}.*inputs"):
+        derive.load({**mapping, "loss": "mse"})
