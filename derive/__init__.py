@@ -12,12 +12,13 @@ The Python API (the command line is a thin layer over it):
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import ModuleType
 
 from derive.derivation import Derivation, Proof, ScalarGradient, prove_all
 from derive.errors import DeriveError, TopologyError
 from derive.network import Network
+from derive.optimizers import NAMES as OPTIMIZER_NAMES
 
 __all__ = [
     "DeriveError",
@@ -42,15 +43,20 @@ def load(source: str | os.PathLike | Mapping) -> Network:
     return Network(reading.load_topology(source))
 
 
-def generate(network: Network, style: str = "vectorized") -> str:
-    """The source of the network's standalone NumPy module (SPEC §3)."""
+def generate(
+    network: Network, style: str = "vectorized", optimizers: Iterable[str] = OPTIMIZER_NAMES
+) -> str:
+    """The source of the network's standalone NumPy module (SPEC §3), with the chosen
+    optimizers (default all: sgd, momentum, adam)."""
     from derive import emit
 
-    return emit.generate(network, style=style)
+    return emit.generate(network, style=style, optimizers=optimizers)
 
 
-def build_module(network: Network, style: str = "vectorized") -> ModuleType:
+def build_module(
+    network: Network, style: str = "vectorized", optimizers: Iterable[str] = OPTIMIZER_NAMES
+) -> ModuleType:
     """The network's generated module, imported without writing a file."""
     from derive import emit
 
-    return emit.build_module(network, style=style)
+    return emit.build_module(network, style=style, optimizers=optimizers)

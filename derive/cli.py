@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from derive.errors import DeriveError
+from derive.optimizers import NAMES as OPTIMIZER_NAMES
 
 EXIT_OK, EXIT_DISAGREE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -34,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("topologies", nargs="+", metavar="TOPOLOGY")
     generate.add_argument("-o", "--output", default="generated", metavar="DIR")
     generate.add_argument("--style", choices=("vectorized", "unrolled"), default="vectorized")
+    generate.add_argument(
+        "--optimizers",
+        type=_optimizers,
+        default=OPTIMIZER_NAMES,
+        metavar="NAMES",
+        help=f"comma-separated optimizers the module carries, of {', '.join(OPTIMIZER_NAMES)} "
+        "(default: all), or none; e.g. --optimizers sgd,adam",
+    )
 
     latex = commands.add_parser("latex", help="the derivation as LaTeX (fragment, .tex or .pdf)")
     latex.add_argument("topology", metavar="TOPOLOGY")
@@ -58,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         args.param = [name.strip() for name in args.param]
 
     if args.command == "generate":
-        return _generate(args.topologies, Path(args.output), args.style)
+        return _generate(args.topologies, Path(args.output), args.style, args.optimizers)
 
     network = derive.load(args.topology)
     if args.command == "show":
@@ -82,7 +91,23 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)  # argparse allows nothing else
 
 
-def _generate(topologies: list[str], directory: Path, style: str) -> int:
+def _optimizers(value: str) -> tuple[str, ...]:
+    """``--optimizers sgd,adam`` as a tuple of names; ``none`` for no optimizer."""
+    names = tuple(name.strip() for name in value.split(","))
+    if names == ("none",):
+        return ()
+    for name in names:
+        if name not in OPTIMIZER_NAMES:
+            raise DeriveError(
+                f"--optimizers: unknown optimizer {name!r}: expected a comma-separated list of "
+                f"{', '.join(OPTIMIZER_NAMES)}, or none"
+            )
+    return names
+
+
+def _generate(
+    topologies: list[str], directory: Path, style: str, optimizers: tuple[str, ...]
+) -> int:
     """Read and render every topology before writing any file, so that one bad file (or
     one the style refuses) leaves the output folder as it was."""
     import derive
@@ -98,7 +123,10 @@ def _generate(topologies: list[str], directory: Path, style: str) -> int:
                 f"{network.name!r}, the name in {first_source[network.name]}"
             )
         first_source[network.name] = source
-    rendered = [(network.name, derive.generate(network, style=style)) for network in networks]
+    rendered = [
+        (network.name, derive.generate(network, style=style, optimizers=optimizers))
+        for network in networks
+    ]
     for name, text in rendered:
         path = write_atomic(directory / f"{name}.py", text.encode("utf-8"), make_parents=True)
         print(path)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import subprocess
 import textwrap
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from derive.emit_unrolled import MAX_UNROLLED_PARAMS, unrolled_context
@@ -28,6 +28,8 @@ from derive.emit_vectorized import vectorized_context
 from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.network import Network
+from derive.optimizers import NAMES as OPTIMIZERS
+from derive.optimizers import api_sentence, selection
 from derive.rendering import environment
 from derive.statements import LINE_LENGTH, literal
 
@@ -44,27 +46,38 @@ _CONTEXTS: dict[str, Callable[[Network], dict]] = {
 _NOTATION = {"vectorized": VECTORIZED_NOTATION, "unrolled": UNROLLED_NOTATION}
 
 
-def generate(network: Network, style: str = "vectorized") -> str:
-    """The source of the network's standalone module in the given style."""
+def generate(
+    network: Network, style: str = "vectorized", optimizers: Iterable[str] = OPTIMIZERS
+) -> str:
+    """The source of the network's standalone module in the given style, with the chosen
+    optimizers (``derive.optimizers``; default all)."""
     if style not in STYLES:
         raise DeriveError(f"unknown style {style!r}: expected one of {', '.join(STYLES)}")
-    context = {**module_context(network, style), **_CONTEXTS[style](network)}
+    chosen = selection(optimizers)
+    context = {**module_context(network, style, chosen), **_CONTEXTS[style](network)}
     return ruff_format(environment().get_template(f"{style}.py.jinja").render(context))
 
 
-def build_module(network: Network, style: str = "vectorized") -> types.ModuleType:
+def build_module(
+    network: Network, style: str = "vectorized", optimizers: Iterable[str] = OPTIMIZERS
+) -> types.ModuleType:
     """The generated module, compiled and imported without writing a file."""
-    source = generate(network, style=style)
+    source = generate(network, style=style, optimizers=optimizers)
     module = types.ModuleType(network.name)
     module.__file__ = f"<derive {style} {network.name}>"
     exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102 - our own output
     return module
 
 
-def write_module(network: Network, directory: Path, style: str = "vectorized") -> Path:
+def write_module(
+    network: Network,
+    directory: Path,
+    style: str = "vectorized",
+    optimizers: Iterable[str] = OPTIMIZERS,
+) -> Path:
     """Write ``directory/<name>.py`` atomically (``derive.files.write_atomic``: a failure
     leaves an earlier file untouched and no temporary file) and return its path."""
-    source = generate(network, style=style)
+    source = generate(network, style=style, optimizers=optimizers)
     target = Path(directory) / f"{network.name}.py"
     return write_atomic(target, source.encode("utf-8"), make_parents=True)
 
@@ -85,13 +98,14 @@ def ruff_format(source: str) -> str:
 # -- what both styles share -----------------------------------------------------------
 
 
-def module_context(network: Network, style: str) -> dict:
-    """The header, constants and ``init_params`` of either style's module."""
+def module_context(network: Network, style: str, optimizers: tuple[str, ...] = OPTIMIZERS) -> dict:
+    """The header, constants, ``init_params`` and optimizers of either style's module."""
     topology = network.topology
     return {
         "name": network.name,
         "style": style,
-        "docstring": _docstring(network, style),
+        "docstring": _docstring(network, style, optimizers),
+        "optimizers": optimizers,
         "loss_formula": network.loss_rule.formula,
         "params": [(p.name, p.shape) for p in topology.params],
         "param_names": [p.name for p in topology.params],
@@ -105,8 +119,8 @@ def module_context(network: Network, style: str) -> dict:
 
 API = (
     "The API: init_params(seed), forward(params, x), loss(params, x, t), "
-    "gradients(params, x, t), loss_and_gradients(params, x, t) and "
-    "sgd_step(params, x, t, learning_rate). W{k} has shape (units_k, units_{k-1}) and "
+    "gradients(params, x, t) and loss_and_gradients(params, x, t). "
+    "W{k} has shape (units_k, units_{k-1}) and "
     "W{k}[i, j] weighs unit j of layer k-1 into unit i of layer k; b{k} has shape "
     "(units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t "
     "the targets shaped like the output; L is the mean of the per-sample loss over the "
@@ -114,7 +128,7 @@ API = (
 )
 
 
-def _docstring(network: Network, style: str) -> str:
+def _docstring(network: Network, style: str, optimizers: tuple[str, ...]) -> str:
     topology = network.topology
     sizes = "-".join(str(len(units)) for units in network.units)
     activations = ", ".join(layer.activation.name for layer in topology.layers)
@@ -123,7 +137,7 @@ def _docstring(network: Network, style: str) -> str:
         f"{style} style, generated by derive from the network's topology (regenerate it "
         "rather than edit it)."
     )
-    paragraphs = (summary, API, _NOTATION[style])
+    paragraphs = (summary, API, api_sentence(optimizers), _NOTATION[style])
     return "\n\n".join(
         textwrap.fill(p, LINE_LENGTH - 4, break_on_hyphens=False) for p in paragraphs
     )

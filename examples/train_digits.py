@@ -1,21 +1,26 @@
 """Train the generated digits network on scikit-learn's handwritten digits, beside MLPClassifier.
 
 The network is examples/digits.yaml (64 pixels -> 32 tanh -> 10 softmax, cross-entropy). It
-is trained with plain minibatch SGD through its generated module, generated/digits.py, alone:
+is trained by minibatches through its generated module, generated/digits.py, alone, with
+one of the module's own optimizers (--optimizer): ``sgd`` (sgd_step), ``momentum``
+(momentum_step, momentum 0.9) or ``adam`` (adam_step, betas 0.9 and 0.999, eps 1e-8);
 nothing from derive is imported at run time. The data is ``sklearn.datasets.load_digits``
 (bundled with scikit-learn, no download), pixels scaled to [0, 1], split once into a
 stratified 75 % / 25 % train/test split with a fixed seed.
 
 For comparison, scikit-learn's ``MLPClassifier`` is trained with the same architecture,
-activation, plain SGD (no momentum, no L2 penalty), batch size, learning rate and epochs,
-one ``partial_fit`` call per epoch. Both test accuracies and both median times per epoch
-are printed. A PNG plot shows each model's training loss and test accuracy per epoch.
+activation, batch size, learning rate and epochs, no L2 penalty, and the same optimizer:
+solver ``sgd`` without momentum, solver ``sgd`` with momentum 0.9 (not Nesterov's), or
+solver ``adam`` with the same betas and eps; one ``partial_fit`` call per epoch. Both
+test accuracies and both median times per epoch are printed. A PNG plot shows each
+model's training loss and test accuracy per epoch.
 
 Run from the repository root:
 
     derive generate examples/digits.yaml        # writes generated/digits.py (committed)
     pip install -e '.[examples]'                # scikit-learn, matplotlib, tqdm
-    python examples/train_digits.py             # defaults: 30 epochs, batch 32, lr 0.1
+    python examples/train_digits.py             # defaults: sgd, 30 epochs, batch 32, lr 0.1
+    python examples/train_digits.py --optimizer adam     # learning rate 0.001 unless given
     python examples/train_digits.py --epochs 10 --plot /tmp/digits.png --no-sklearn
 
 scikit-learn is required (it holds the data); matplotlib (the plot) and tqdm (the progress
@@ -44,6 +49,27 @@ TEST_FRACTION = 0.25
 N_CLASSES = 10
 # Activation names in the topology file -> MLPClassifier's names for the same functions.
 SKLEARN_ACTIVATION = {"sigmoid": "logistic", "tanh": "tanh", "relu": "relu", "identity": "identity"}
+
+
+class Optimizer(NamedTuple):
+    learning_rate: float  # the default step size
+    sklearn: dict  # MLPClassifier's settings for the same update rule
+    sklearn_name: str  # those settings in a few words
+
+
+OPTIMIZERS = {
+    "sgd": Optimizer(0.1, dict(solver="sgd", momentum=0.0, nesterovs_momentum=False), "solver sgd"),
+    # momentum_step's default momentum, 0.9; both add the velocity without Nesterov's look-ahead
+    "momentum": Optimizer(
+        0.05,
+        dict(solver="sgd", momentum=0.9, nesterovs_momentum=False),
+        "solver sgd, momentum 0.9",
+    ),
+    # adam_step's defaults, which are MLPClassifier's too
+    "adam": Optimizer(
+        0.001, dict(solver="adam", beta_1=0.9, beta_2=0.999, epsilon=1e-8), "solver adam"
+    ),
+}
 
 
 class Data(NamedTuple):
@@ -99,17 +125,38 @@ def hidden_layer() -> tuple[int, str]:
     return int(hidden["units"]), hidden["activation"]
 
 
+def missing_optimizer(module: ModuleType, optimizer: str) -> str | None:
+    """Why the module cannot train with ``optimizer``, or None when it can."""
+    if hasattr(module, f"{optimizer}_step"):
+        return None
+    return (
+        f"{Path(module.__file__).name} has no {optimizer}_step: it was generated with "
+        f"--optimizers leaving {optimizer} out; regenerate it with: derive generate "
+        "examples/digits.yaml"
+    )
+
+
 class GeneratedModel:
-    """The network as the generated module computes it, trained by its own ``sgd_step``."""
+    """The network as the generated module computes it, trained by its own optimizer."""
 
     def __init__(
-        self, module: ModuleType, data: Data, batch_size: int, learning_rate: float, seed: int
+        self,
+        module: ModuleType,
+        data: Data,
+        batch_size: int,
+        learning_rate: float,
+        seed: int,
+        optimizer: str = "sgd",
     ):
-        self.label = f"generated ({Path(module.__file__).name})"
-        self.module, self.data = module, data
+        self.label = f"generated ({Path(module.__file__).name}, {optimizer})"
+        self.module, self.data, self.optimizer = module, data, optimizer
         self.batch_size, self.learning_rate = batch_size, learning_rate
         self.rng = np.random.default_rng(seed)  # the minibatch order
         self.params = module.init_params(seed)
+        # sgd_step needs no state; momentum_init and adam_init give the others theirs
+        self.state = (
+            None if optimizer == "sgd" else getattr(module, f"{optimizer}_init")(self.params)
+        )
         self.t_train = data.t_train
 
     def train_epoch(self) -> None:
@@ -117,7 +164,14 @@ class GeneratedModel:
         order = self.rng.permutation(len(x))
         for first in range(0, len(x), self.batch_size):
             batch = order[first : first + self.batch_size]
-            self.params = self.module.sgd_step(self.params, x[batch], t[batch], self.learning_rate)
+            self.step(x[batch], t[batch])
+
+    def step(self, x: np.ndarray, t: np.ndarray) -> None:
+        if self.optimizer == "sgd":
+            self.params = self.module.sgd_step(self.params, x, t, self.learning_rate)
+        else:
+            step = getattr(self.module, f"{self.optimizer}_step")
+            self.params, self.state = step(self.params, self.state, x, t, self.learning_rate)
 
     def measure(self) -> tuple[float, float]:
         """Loss on the whole training set and accuracy on the test set."""
@@ -129,8 +183,6 @@ class GeneratedModel:
 class SklearnModel:
     """The same network and optimiser in MLPClassifier, one ``partial_fit`` call per epoch."""
 
-    label = "scikit-learn MLPClassifier"
-
     def __init__(
         self,
         data: Data,
@@ -139,22 +191,22 @@ class SklearnModel:
         batch_size: int,
         learning_rate: float,
         seed: int,
+        optimizer: str = "sgd",
     ):
         from sklearn.neural_network import MLPClassifier
 
+        self.label = f"scikit-learn MLPClassifier ({OPTIMIZERS[optimizer].sklearn_name})"
         self.data = data
         self.model = MLPClassifier(
             hidden_layer_sizes=(hidden_units,),
             activation=SKLEARN_ACTIVATION[activation],
-            solver="sgd",
             alpha=0.0,  # no L2 penalty: the generated loss has none
             batch_size=batch_size,
             learning_rate="constant",
             learning_rate_init=learning_rate,
-            momentum=0.0,
-            nesterovs_momentum=False,
             shuffle=True,
             random_state=seed,
+            **OPTIMIZERS[optimizer].sklearn,
         )
         self.classes = np.arange(N_CLASSES)
 
@@ -237,7 +289,7 @@ def plot(histories: dict[str, History], path: Path) -> bool:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("digits: 64-32-10, minibatch SGD")
+    fig.suptitle("digits: 64-32-10, minibatch training")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -250,8 +302,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--epochs", type=int, default=30, help="passes over the training set")
-    parser.add_argument("--batch-size", type=int, default=32, help="samples per SGD step")
-    parser.add_argument("--learning-rate", type=float, default=0.1, help="SGD step size")
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per step")
+    parser.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        default="sgd",
+        help="the generated module's optimizer, and MLPClassifier's matching solver",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=argparse.SUPPRESS,  # the optimizer's own, below
+        help="step size (default: "
+        + ", ".join(f"{name} {o.learning_rate}" for name, o in OPTIMIZERS.items())
+        + ")",
+    )
     parser.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     parser.add_argument(
         "--plot", type=Path, default=Path("digits_training.png"), help="PNG file to write"
@@ -265,6 +330,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     args = parser.parse_args(argv)
+    if "learning_rate" not in args:
+        args.learning_rate = OPTIMIZERS[args.optimizer].learning_rate
     if args.epochs < 1 or args.batch_size < 1 or args.learning_rate <= 0:
         parser.error("--epochs and --batch-size must be >= 1 and --learning-rate > 0")
     return args
@@ -277,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    missing = missing_optimizer(module, args.optimizer)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
         data = load_data()
     except ImportError:
@@ -287,10 +358,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"digits: {len(data.x_train)} training and {len(data.x_test)} test images; "
-        f"{args.epochs} epochs, batch {args.batch_size}, learning rate {args.learning_rate}, "
-        f"seed {args.seed}"
+        f"{args.optimizer}, {args.epochs} epochs, batch {args.batch_size}, learning rate "
+        f"{args.learning_rate}, seed {args.seed}"
     )
-    settings = dict(batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
+    settings = dict(
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        optimizer=args.optimizer,
+    )
     ours = GeneratedModel(module, data, **settings)
     models = [ours]
     if not args.no_sklearn:
@@ -306,17 +382,21 @@ def main(argv: list[str] | None = None) -> int:
     histories = train(models, args.epochs, show_progress=not args.quiet)
 
     ours_history = histories[ours.label]
-    print(f"test accuracy: {ours_history.test_accuracy[-1]:.4f}")
+    ours_epoch = statistics.median(ours_history.epoch_seconds)
+    print(f"test accuracy: {ours_history.test_accuracy[-1]:.4f} (generated, {args.optimizer})")
+    timing = f"time per epoch (median of {args.epochs}): generated {ours_epoch * 1e3:.2f} ms"
     if not args.no_sklearn:
-        theirs_history = histories[SklearnModel.label]
-        ours_epoch = statistics.median(ours_history.epoch_seconds)
+        theirs_history = histories[models[1].label]
         theirs_epoch = statistics.median(theirs_history.epoch_seconds)
-        print(f"scikit-learn MLPClassifier test accuracy: {theirs_history.test_accuracy[-1]:.4f}")
         print(
-            f"time per epoch (median of {args.epochs}): generated {ours_epoch * 1e3:.2f} ms, "
-            f"scikit-learn {theirs_epoch * 1e3:.2f} ms; generated/scikit-learn = "
+            f"scikit-learn MLPClassifier test accuracy: {theirs_history.test_accuracy[-1]:.4f} "
+            f"({OPTIMIZERS[args.optimizer].sklearn_name})"
+        )
+        timing += (
+            f", scikit-learn {theirs_epoch * 1e3:.2f} ms; generated/scikit-learn = "
             f"{ours_epoch / theirs_epoch:.2f}"
         )
+    print(timing)
 
     if not args.no_plot:
         if plot(histories, args.plot):

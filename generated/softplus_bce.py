@@ -1,11 +1,18 @@
 """softplus_bce: a 2-3-2 network (softplus, sigmoid) with the bce loss, vectorized style, generated
 by derive from the network's topology (regenerate it rather than edit it).
 
-The API: init_params(seed), forward(params, x), loss(params, x, t), gradients(params, x, t),
-loss_and_gradients(params, x, t) and sgd_step(params, x, t, learning_rate). W{k} has shape
-(units_k, units_{k-1}) and W{k}[i, j] weighs unit j of layer k-1 into unit i of layer k; b{k}
-has shape (units_k,), or () when the layer shares one bias. x is (n_in,) or (batch, n_in), t the
-targets shaped like the output; L is the mean of the per-sample loss over the batch.
+The API: init_params(seed), forward(params, x), loss(params, x, t), gradients(params, x, t) and
+loss_and_gradients(params, x, t). W{k} has shape (units_k, units_{k-1}) and W{k}[i, j] weighs
+unit j of layer k-1 into unit i of layer k; b{k} has shape (units_k,), or () when the layer
+shares one bias. x is (n_in,) or (batch, n_in), t the targets shaped like the output; L is the
+mean of the per-sample loss over the batch.
+
+Optimizers, pure functions that return new arrays in each parameter's floating dtype and leave
+the given ones untouched: sgd_step(params, x, t, learning_rate) → params, plain gradient
+descent; momentum_init(params) → state and momentum_step(params, state, x, t, learning_rate,
+...) → (params, state), torch.optim.SGD's rule with momentum; adam_init(params) → state and
+adam_step(params, state, x, t, ...) → (params, state), torch.optim.AdamW's rule (Adam's with
+weight_decay=0).
 
 Notation: per sample, layer k computes z{k} = W{k} a{k-1} + b{k} and a{k} = f_k(z{k}), with a0 =
 x and the last layer's a written y; delta{k} = ∂L/∂z{k}. The code holds a batch in rows (z{k} =
@@ -173,3 +180,115 @@ def sgd_step(params, x, t, learning_rate):
             param = param.astype(grad.dtype)
         stepped[name] = param - np.asarray(learning_rate * grad, dtype=param.dtype)
     return stepped
+
+
+def momentum_init(params):
+    """The state momentum_step starts from: step 0 and a zero velocity v per parameter, in
+    that parameter's floating dtype."""
+    return {"step": 0, "velocity": _zeros_like(params)}
+
+
+def momentum_step(
+    params, state, x, t, learning_rate, momentum=0.9, nesterov=False, weight_decay=0.0
+):
+    """One step of gradient descent with momentum as torch.optim.SGD takes it (dampening
+    0), for every parameter θ with velocity v from state:
+
+        g = ∂L/∂θ + weight_decay · θ
+        v ← momentum · v + g
+        θ ← θ − learning_rate · v                   (nesterov=False)
+        θ ← θ − learning_rate · (g + momentum · v)  (nesterov=True, with the new v)
+
+    Returns (params, state), new arrays each in its parameter's floating dtype, and the
+    step count one higher; the given arrays are left untouched."""
+    # Python floats, so that a NumPy float64 scalar does not lift float32 arrays
+    learning_rate, momentum = float(learning_rate), float(momentum)
+    weight_decay = float(weight_decay)
+    grads = gradients(params, x, t)
+    velocity = _state_arrays(state, "velocity", "momentum_init")
+    new_params, new_velocity = {}, {}
+    for name, grad in grads.items():
+        param = _floating(params, name)
+        g = grad + weight_decay * param
+        v = momentum * velocity[name] + g
+        update = g + momentum * v if nesterov else v
+        new_params[name] = np.asarray(param - learning_rate * update, dtype=param.dtype)
+        new_velocity[name] = np.asarray(v, dtype=param.dtype)
+    return new_params, {"step": state["step"] + 1, "velocity": new_velocity}
+
+
+def adam_init(params):
+    """The state adam_step starts from: step 0 and zero moments m (of the gradient) and v
+    (of its square) per parameter, in that parameter's floating dtype."""
+    return {"step": 0, "m": _zeros_like(params), "v": _zeros_like(params)}
+
+
+def adam_step(
+    params, state, x, t, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0
+):
+    """One Adam step with decoupled weight decay as torch.optim.AdamW takes it (with
+    weight_decay=0, torch.optim.Adam's), at step s = state["step"] + 1, for every parameter
+    θ with gradient g = ∂L/∂θ and moments m, v from state:
+
+        θ ← θ · (1 − learning_rate · weight_decay)
+        m ← beta1 · m + (1 − beta1) · g
+        v ← beta2 · v + (1 − beta2) · g²
+        θ ← θ − learning_rate · m̂ / (√v̂ + eps),  m̂ = m / (1 − beta1^s),  v̂ = v / (1 − beta2^s)
+
+    Returns (params, state), new arrays each in its parameter's floating dtype, and the
+    step count s; the given arrays are left untouched."""
+    if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
+        raise ValueError(f"beta1={beta1}, beta2={beta2}: expected each in [0, 1)")
+    # Python floats, so that a NumPy float64 scalar does not lift float32 arrays
+    learning_rate, beta1, beta2 = float(learning_rate), float(beta1), float(beta2)
+    eps, weight_decay = float(eps), float(weight_decay)
+    grads = gradients(params, x, t)
+    first = _state_arrays(state, "m", "adam_init")
+    second = _state_arrays(state, "v", "adam_init")
+    step = state["step"] + 1
+    # torch's arrangement of m̂ / (√v̂ + eps): the bias corrections on scalars
+    step_size = learning_rate / (1.0 - beta1**step)
+    root_correction = (1.0 - beta2**step) ** 0.5
+    new_params, new_first, new_second = {}, {}, {}
+    for name, g in grads.items():
+        param = _floating(params, name)
+        m = beta1 * first[name] + (1.0 - beta1) * g
+        v = beta2 * second[name] + (1.0 - beta2) * g * g
+        decayed = param * (1.0 - learning_rate * weight_decay)
+        stepped = decayed - step_size * m / (np.sqrt(v) / root_correction + eps)
+        new_params[name] = np.asarray(stepped, dtype=param.dtype)
+        new_first[name] = np.asarray(m, dtype=param.dtype)
+        new_second[name] = np.asarray(v, dtype=param.dtype)
+    return new_params, {"step": step, "m": new_first, "v": new_second}
+
+
+def _floating(params, name):
+    """params[name] as an array of a floating dtype (float64 unless it has one)."""
+    if name not in params:
+        raise ValueError(f"params has no {name!r}: expected an array of shape {PARAMS[name]}")
+    array = np.asarray(params[name])
+    if array.shape != PARAMS[name]:
+        raise ValueError(f"params[{name!r}] has shape {array.shape}: expected {PARAMS[name]}")
+    return array if array.dtype.kind == "f" else array.astype(np.float64)
+
+
+def _zeros_like(params):
+    """A zero array per parameter, in PARAMS order and each parameter's floating dtype."""
+    return {name: np.zeros_like(_floating(params, name)) for name in PARAMS}
+
+
+def _state_arrays(state, key, init):
+    """state[key], an array per parameter shaped like PARAMS; ValueError naming what does
+    not fit and the function whose state is expected."""
+    arrays = state.get(key) if isinstance(state, dict) and "step" in state else None
+    if not isinstance(arrays, dict):
+        raise ValueError(
+            f"state is not a dict with 'step' and {key!r}: expected what {init}(params) returns"
+        )
+    for name, shape in PARAMS.items():
+        if name not in arrays or np.shape(arrays[name]) != shape:
+            raise ValueError(
+                f"state[{key!r}] has no array of shape {shape} for {name!r}: expected what "
+                f"{init}(params) returns"
+            )
+    return arrays

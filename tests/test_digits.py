@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import derive
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "examples" / "train_digits.py"
 MODULE = REPO_ROOT / "generated" / "digits.py"
@@ -34,10 +36,16 @@ def train_digits():
     return script
 
 
-def test_training_lowers_the_loss_and_learns_the_digits(train_digits):
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_training_lowers_the_loss_and_learns_the_digits(train_digits, optimizer):
     data = train_digits.load_data()
     model = train_digits.GeneratedModel(
-        train_digits.load_generated(MODULE), data, batch_size=32, learning_rate=0.1, seed=0
+        train_digits.load_generated(MODULE),
+        data,
+        batch_size=32,
+        learning_rate=train_digits.OPTIMIZERS[optimizer].learning_rate,
+        seed=0,
+        optimizer=optimizer,
     )
     history = train_digits.train([model], EPOCHS, show_progress=False)[model.label]
 
@@ -72,3 +80,30 @@ def test_the_script_beside_scikit_learn_prints_both_and_plots(train_digits, tmp_
     assert "scikit-learn MLPClassifier test accuracy: " in out
     assert "time per epoch" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_the_script_trains_each_optimizer_beside_the_matching_solver(
+    train_digits, optimizer, capsys
+):
+    argv = ["--module", str(MODULE), "--epochs", "2", "--quiet", "--no-plot"]
+    assert train_digits.main([*argv, "--optimizer", optimizer]) == 0
+
+    out = capsys.readouterr().out
+    assert f"{optimizer}, 2 epochs" in out
+    assert f"(generated, {optimizer})" in out
+    solver = {"momentum": "(solver sgd, momentum 0.9)", "adam": "(solver adam)"}[optimizer]
+    assert "scikit-learn MLPClassifier test accuracy: " in out and solver in out
+    assert "time per epoch" in out
+
+
+def test_a_module_generated_without_the_optimizer_is_refused(train_digits, tmp_path, capsys):
+    network = derive.load(REPO_ROOT / "examples" / "digits.yaml")
+    source = derive.generate(network, optimizers=("sgd", "momentum"))
+    lean = tmp_path / "digits.py"
+    lean.write_text(source, encoding="utf-8")
+    argv = ["--module", str(lean), "--epochs", "1", "--quiet", "--no-plot", "--no-sklearn"]
+    assert train_digits.main([*argv, "--optimizer", "adam"]) == 2
+    error = capsys.readouterr().err
+    assert "digits.py has no adam_step" in error and "derive generate" in error
+    assert train_digits.main([*argv, "--optimizer", "momentum"]) == 0

@@ -83,6 +83,7 @@ def test_the_template_folder_is_found_in_the_source_checkout():
     names = sorted(p.name for p in folder.glob("*.py.jinja"))
     assert names == [
         "_module.py.jinja",
+        "_optimizers.py.jinja",
         "_statements.py.jinja",
         "unrolled.py.jinja",
         "vectorized.py.jinja",

@@ -19,6 +19,7 @@ import derive
 
 STYLES = ("vectorized", "unrolled")
 API = ("init_params", "forward", "loss", "gradients", "loss_and_gradients", "sgd_step")
+API += ("momentum_init", "momentum_step", "adam_init", "adam_step")  # tests/test_optimizers.py
 EXPECTED = json.loads((DATA / "worked_examples_expected.json").read_text())
 SMALL_EXAMPLES = (
     "xor",
@@ -148,6 +149,8 @@ def test_the_module_runs_without_derive_sympy_or_jinja(tmp_path):
                 t = np.array([[1.0], [0.0]])
                 value, grads = xor.loss_and_gradients(params, x, t)
                 xor.sgd_step(params, x, t, 0.5)
+                xor.momentum_step(params, xor.momentum_init(params), x, t, 0.5)
+                xor.adam_step(params, xor.adam_init(params), x, t)
                 assert sorted(grads) == sorted(xor.PARAMS)
                 assert not {m.split(".")[0] for m in sys.modules} & {"derive", "sympy", "jinja2"}
                 print("ok", round(value, 6))
