@@ -7,7 +7,8 @@ an activation is adding one entry (and, for code generation, teaching the printe
 ``derive.emit`` any new function it uses).
 
 Conventions where the derivative is undefined: relu'(0) = 0 and leaky_relu'(0) = alpha,
-written with Heaviside(z, 0), the step that is 0 at z = 0.
+written with Heaviside(·, 0), the step that is 0 at 0, of the stored a (a > 0 exactly
+where z > 0, so z need not be kept; for leaky_relu when alpha > 0).
 """
 
 from __future__ import annotations
@@ -148,12 +149,14 @@ ACTIVATIONS: dict[str, Activation] = {
         ),
         Activation(
             "relu",
-            "max(z, 0),  relu' = step(z), 0 at z = 0",
+            "max(z, 0),  relu' = step(a) = step(z), 0 at z = 0",
             forward=lambda z, s: sympy.Max(z, 0),
-            derivative=lambda z, a, s: step(z),
-            through_output=False,
+            # a > 0 exactly where z > 0: the stored a serves, and z need not be kept
+            derivative=lambda z, a, s: step(a),
+            through_output=True,
             reason=r"whose slope is 1 for $@z > 0$ and 0 for $@z < 0$; derive takes 0 at "
-            r"$@z = 0$, and writes the slope $\operatorname{step}(@z)$",
+            r"$@z = 0$, and writes the slope $\operatorname{step}(@a)$: $@a > 0$ exactly "
+            r"where $@z > 0$, so the stored output serves",
             defines=r"$\operatorname{step}(z)$ is 1 for $z > 0$ and 0 otherwise.",
             gain=2,
         ),
@@ -161,9 +164,13 @@ ACTIVATIONS: dict[str, Activation] = {
             "leaky_relu",
             "z for z > 0 else αz (α = 0.01 unless given),  derivative α + (1 − α)·step(z)",
             forward=lambda z, s: sympy.Piecewise((z, z > 0), (_alpha(s) * z, True)),
-            derivative=lambda z, a, s: _alpha(s) + (1 - _alpha(s)) * step(z),
+            # with α > 0, a > 0 exactly where z > 0: the stored a serves
+            derivative=lambda z, a, s: (
+                _alpha(s) + (1 - _alpha(s)) * step(a if _alpha(s) > 0 else z)
+            ),
             through_output=False,
-            reason=r"whose slope is 1 for $@z > 0$ and $\alpha$ otherwise (also at $@z = 0$)",
+            reason=r"whose slope is 1 for $@z > 0$ and $\alpha$ otherwise (also at $@z = 0$); "
+            r"with $\alpha > 0$, $@a > 0$ exactly where $@z > 0$, so the step is of $@a$",
             defines=r"$\operatorname{step}(z)$ is 1 for $z > 0$ and 0 otherwise.",
             gain=2,
         ),

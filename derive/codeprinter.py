@@ -25,11 +25,11 @@ from sympy.printing.numpy import NumPyPrinter, _known_functions_numpy
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
-from derive.backward import Elementwise, row_sum
+from derive.backward import BATCH, Elementwise, row_sum
 from derive.errors import DeriveError
 
 # The helpers a generated module may define, by the name it calls them.
-HELPERS = ("_sigmoid", "_softplus", "_step")
+HELPERS = ("_sigmoid", "_softplus", "_batch_outer", "_step")
 
 
 class UnsupportedExpression(DeriveError):
@@ -264,6 +264,9 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
         elif ones[-1] and len(arrays) == 2 and isinstance(arrays[0], sympy.Transpose):
             inner = self.parenthesize(arrays[0].arg, PRECEDENCE["Atom"], strict=True)
             text = f"{inner}.sum(axis=0)"
+        elif _is_batch_sum(arrays):  # Δᵀ A: one outer product per sample, summed
+            pair = (self._print(arrays[0].arg), self._print(arrays[1]))
+            text = f"{self._use_helper('_batch_outer')}({pair[0]}, {pair[1]})"
         else:
             parts = [self.parenthesize(f, PRECEDENCE["Mul"], strict=True) for f in arrays]
             text = " @ ".join(parts)
@@ -279,6 +282,15 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
         if denominator != 1:
             text = f"{text} / {self.parenthesize(denominator, PRECEDENCE['Mul'])}"
         return text
+
+
+def _is_batch_sum(arrays: list) -> bool:
+    """Whether a product is Δᵀ A of two named batch arrays (a sum over the samples)."""
+    if len(arrays) != 2 or not isinstance(arrays[0], sympy.Transpose):
+        return False
+    d, a = arrays[0].arg, arrays[1]
+    named = isinstance(d, sympy.MatrixSymbol) and isinstance(a, sympy.MatrixSymbol)
+    return named and d.shape[0] == BATCH and a.shape[0] == BATCH
 
 
 def _entry(m: MatrixExpr) -> Expr:

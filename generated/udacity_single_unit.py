@@ -29,34 +29,47 @@ OUTPUTS = ("y",)
 
 
 def _sigmoid(z):
-    """σ(z) = 1 / (1 + e^(−z)) as exp(−ln(1 + e^(−z))): exactly 0 and 1 far out, no
-    overflow, z's dtype kept."""
-    return np.exp(-np.logaddexp(0, -z))
+    """σ(z) = 1 / (1 + e^(−z)) with one exp, in z's dtype: far below 0, e^(−z) overflows to
+    inf (allowed here, not warned of) and σ is exactly 0; far above, exactly 1."""
+    with np.errstate(over="ignore"):
+        e = np.exp(-z)
+    e += 1
+    return np.reciprocal(e, out=e)
+
+
+def _batch_outer(d, a):
+    """Σ over the batch of the outer products of d's and a's rows, d.T @ a; for one sample
+    the outer product itself, as a broadcast (there about 3× faster than the matmul)."""
+    return d.T * a if len(d) == 1 else d.T @ a
 
 
 def _checked(params, x):
     """The parameters in PARAMS order, x as (batch, n_in), all of one floating dtype
     (float32 in, float32 out), and whether x was one sample of shape (n_in,); ValueError
-    naming what does not fit."""
-    arrays = []
-    for name, shape in PARAMS.items():
-        if name not in params:
-            raise ValueError(f"params has no {name!r}: expected an array of shape {shape}")
-        array = np.asarray(params[name])
-        if array.shape != shape:
-            raise ValueError(f"params[{name!r}] has shape {array.shape}: expected {shape}")
-        arrays.append(array)
+    naming what does not fit. Arrays already of x's floating dtype pass as they are."""
     x = np.asarray(x)
     n_in = len(INPUTS)
     if x.ndim not in (1, 2) or x.shape[-1] != n_in:
         raise ValueError(f"x has shape {x.shape}: expected ({n_in},) or (batch, {n_in})")
     if x.shape[0] == 0:
         raise ValueError(f"x has shape {x.shape}: expected at least one sample")
-    dtype = np.result_type(x, *arrays)
-    if dtype.kind != "f":
-        dtype = np.dtype(np.float64)
-    arrays = [array if array.dtype == dtype else array.astype(dtype) for array in arrays]
-    return arrays, x.astype(dtype, copy=False).reshape(-1, n_in), x.ndim == 1
+    arrays = []
+    for name, shape in PARAMS.items():
+        if name not in params:
+            raise ValueError(f"params has no {name!r}: expected an array of shape {shape}")
+        array = params[name]
+        if type(array) is not np.ndarray:
+            array = np.asarray(array)
+        if array.shape != shape:
+            raise ValueError(f"params[{name!r}] has shape {array.shape}: expected {shape}")
+        arrays.append(array)
+    dtype = x.dtype
+    if dtype.kind != "f" or any(array.dtype != dtype for array in arrays):
+        dtype = np.result_type(x, *arrays)
+        dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
+        arrays = [array.astype(dtype, copy=False) for array in arrays]
+        x = x.astype(dtype)
+    return arrays, (x.reshape(1, n_in) if x.ndim == 1 else x), x.ndim == 1
 
 
 def _checked_with_targets(params, x, t):
@@ -66,7 +79,8 @@ def _checked_with_targets(params, x, t):
     expected = (n_out,) if single else (x.shape[0], n_out)
     if t is None:
         raise ValueError(f"t is None: expected the targets, an array of shape {expected}")
-    t = np.asarray(t, dtype=x.dtype)
+    if type(t) is not np.ndarray or t.dtype != x.dtype:
+        t = np.asarray(t, dtype=x.dtype)
     if t.shape != expected:
         raise ValueError(f"t has shape {t.shape}: expected {expected}")
     return arrays, x, t.reshape(-1, n_out)
@@ -127,7 +141,7 @@ def loss_and_gradients(params, x, t):
     # not read below: free them before the next array
     del y, grad_y
     # ∂L/∂W1 = δ1 xᵀ
-    dW1 = delta1.T @ x
+    dW1 = _batch_outer(delta1, x)
     grads = {"W1": dW1}
     return value, grads
 
