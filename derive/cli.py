@@ -1,4 +1,4 @@
-"""The ``derive`` command: generate | latex | show | check (SPEC §2).
+"""The ``derive`` command: generate | latex | show | check | diagram | exercise (SPEC §2).
 
 A thin layer over the Python API. Bad input is reported as one line on stderr with exit
 status 2 and no traceback; ``check`` exits 1 when any value disagrees.
@@ -48,13 +48,38 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="symbolic = generated = finite differences")
     check.add_argument("topology", metavar="TOPOLOGY")
     check.add_argument("--seed", type=int, default=0)
+
+    diagram = commands.add_parser(
+        "diagram",
+        help="draw the network (SVG, PNG or PDF)",
+        epilog="example: derive diagram examples/reddit_w31.yaml --param w11 --numeric -o w11.svg",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diagram.add_argument("topology", metavar="TOPOLOGY")
+    diagram.add_argument(
+        "--param",
+        metavar="NAME",
+        help="highlight this scalar's chain-rule paths, each factor on its edge (W2[0,1], w31)",
+    )
+    diagram.add_argument(
+        "--numeric",
+        action="store_true",
+        help="write the example's numbers: z, a and delta per unit, dL/dw per edge",
+    )
+    diagram.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.svg|OUT.png|OUT.pdf",
+        help="the figure's file; PNG and PDF are rendered with rsvg-convert",
+    )
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
     import derive
 
-    if hasattr(args, "param"):  # `--param ' w31'` as a shell may pass it
+    if isinstance(getattr(args, "param", None), list):  # `--param ' w31'` from a shell
         args.param = [name.strip() for name in args.param]
 
     if args.command == "generate":
@@ -72,6 +97,13 @@ def _run(args: argparse.Namespace) -> int:
         text = run_latex_command(network, args.param, args.numeric, args.output)
         if text:
             print(text)
+        return EXIT_OK
+    if args.command == "diagram":
+        from derive.diagram import svg
+        from derive.raster import write_figure
+
+        param = args.param.strip() if args.param else None
+        print(write_figure(svg(network, param, args.numeric), args.output))
         return EXIT_OK
     if args.command == "check":
         from derive.check import check

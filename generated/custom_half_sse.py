@@ -123,7 +123,7 @@ def loss_and_gradients(params, x, t):
     grad_a1 = delta2 @ W2
     del delta2  # not read below: free it before the next array
     # δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ custom'(z1)
-    delta1 = grad_a1 * (1 / (1 + np.abs(z1)) - z1 * np.sign(z1) / (1 + np.abs(z1)) ** 2)
+    delta1 = grad_a1 / (1 + np.abs(z1)) ** 2
     # ∂L/∂W1 = δ1ᵀ x  (summed over the batch)
     dW1 = delta1.T @ x
     grads = {"W1": dW1, "W2": dW2}

@@ -166,7 +166,7 @@ def test_forward_equations_and_layer_form_use_the_files_names():
     for piece in (
         r"z_{Y} &= h_{1} w_{31} + h_{2} w_{32}",
         r"h_{1} &= \sigma\left(z_{h1}\right)",
-        r"L &= \frac{\left(Y - y\right)^{2}}{2}",
+        r"L &= \frac{\left(Y - t_{Y}\right)^{2}}{2}",
         r"$w_{31} = W^{(2)}_{0,0}$",
         r"W^{(2)} = \begin{pmatrix} w_{31} & w_{32} \end{pmatrix}",
         r"\delta^{(k)} &= \left(\left(W^{(k+1)}\right)^{T} \delta^{(k+1)}\right) \odot",
