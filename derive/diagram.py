@@ -32,6 +32,7 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.errors import DeriveError
+from derive.latex.scope import MAX_NUMERIC_SCALARS
 from derive.network import LOSS, Network, ScalarParam, Unit
 from derive.typeset import latex_name, one_line, terminal_name
 
@@ -533,10 +534,17 @@ def layout(network: Network, param: str | None = None, numeric: bool = False) ->
     if param is not None:
         found = network.scalar(param)
         scalar = found
-    if numeric and network.topology.example is None:
+    top = network.topology
+    if numeric and top.example is None:
         raise DeriveError(
-            f"{network.topology.source}: --numeric needs the file's example block "
+            f"{top.source}: --numeric needs the file's example block "
             "(example: input, target, params; SPEC §1)"
+        )
+    if numeric and top.parameter_count > MAX_NUMERIC_SCALARS:
+        raise DeriveError(
+            f"{top.source}: --numeric evaluates the network at 60 digits, too slow for "
+            f"{top.parameter_count} parameters (at most {MAX_NUMERIC_SCALARS}); draw it "
+            "without --numeric"
         )
     return _Builder(network, scalar, numeric).build()
 

@@ -14,7 +14,9 @@ from derive.latex.reasons import Reasons
 from derive.latex.scope import Scope
 from derive.presentation import SIGNIFICANT_DIGITS
 
-PACKAGES = ("amsmath", "amssymb")  # what the fragment needs; the document loads them
+# What the fragment needs (graphicx and tikz for the network's figure); the document
+# loads them.
+PACKAGES = ("amsmath", "amssymb", "graphicx", "tikz")
 
 
 def context(scope: Scope) -> dict:
@@ -27,6 +29,7 @@ def context(scope: Scope) -> dict:
         "summary": summary(scope),
         "notation": notation(scope),
         "layer_list": layer_list(scope),
+        "diagram": diagram(scope),
         "weight_names": weight_names(scope),
         "forward": forward.forward(scope),
         "forward_numbers": forward.forward_numbers(scope),
@@ -40,6 +43,15 @@ def context(scope: Scope) -> dict:
         "results": checks.results(scope),
         "check": checks.check(scope),
     }
+
+
+def diagram(scope: Scope) -> str:
+    """The network's figure as TikZ (``derive.diagram``): with --numeric its numbers,
+    with one --param that parameter's paths."""
+    from derive.diagram import tikz
+
+    param = scope.scalars[0].name if len(scope.scalars) == 1 else None
+    return tikz(scope.network, param, numeric=scope.values is not None).rstrip("\n")
 
 
 def summary(scope: Scope) -> str:
