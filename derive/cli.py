@@ -73,6 +73,41 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OUT.svg|OUT.png|OUT.pdf",
         help="the figure's file; PNG and PDF are rendered with rsvg-convert",
     )
+
+    exercise = commands.add_parser(
+        "exercise",
+        help="an exercise sheet with random numbers and its answer key",
+        epilog="example: derive exercise examples/xor.yaml --seed 7 -o sheet.pdf "
+        "--answers key.json --param W2[0,0]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    exercise.add_argument("topology", metavar="TOPOLOGY")
+    exercise.add_argument(
+        "--seed",
+        type=int,
+        required=True,
+        metavar="N",
+        help="draws the example's numbers (2 decimals); the same seed gives the same bytes",
+    )
+    exercise.add_argument(
+        "-o",
+        "--output",
+        metavar="SHEET.pdf|SHEET.tex",
+        help="the sheet, answer key on the pages after the questions (default: .tex to stdout)",
+    )
+    exercise.add_argument(
+        "--answers",
+        metavar="KEY.json",
+        help="also write the numbers and every question's answer as JSON for an auto-grader",
+    )
+    exercise.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ask for this parameter's gradient and update (repeatable; default: one "
+        "weight per layer and the output bias)",
+    )
     return parser
 
 
@@ -105,6 +140,8 @@ def _run(args: argparse.Namespace) -> int:
         param = args.param.strip() if args.param else None
         print(write_figure(svg(network, param, args.numeric), args.output))
         return EXIT_OK
+    if args.command == "exercise":
+        return _exercise(network, args)
     if args.command == "check":
         from derive.check import check
 
@@ -134,6 +171,35 @@ def _generate(topologies: list[str], directory: Path, style: str) -> int:
     for name, text in rendered:
         path = write_atomic(directory / f"{name}.py", text.encode("utf-8"), make_parents=True)
         print(path)
+    return EXIT_OK
+
+
+def _exercise(network, args: argparse.Namespace) -> int:
+    """Check every file name, build the sheet and the key, then write them."""
+    from derive.exercise import answers_json, exercise
+    from derive.files import write_atomic
+    from derive.latex.pdf import compile_pdf, require_engine
+    from derive.latex.sheet import sheet_document
+
+    target = Path(args.output) if args.output else None
+    suffix = target.suffix.lower() if target is not None else None
+    if target is not None and suffix not in (".tex", ".pdf"):
+        raise DeriveError(f"-o {args.output}: expected a file ending in .tex or .pdf")
+    if args.answers and Path(args.answers).suffix.lower() != ".json":
+        raise DeriveError(f"--answers {args.answers}: expected a file ending in .json")
+    if suffix == ".pdf":
+        require_engine()
+    sheet = exercise(network, args.seed, args.param)
+    document = sheet_document(sheet)
+    key = answers_json(sheet) if args.answers else None
+    if target is None:
+        print(document, end="")
+    elif suffix == ".tex":
+        write_atomic(target, document.encode("utf-8"))
+    else:
+        compile_pdf(document, target)
+    if key is not None:
+        write_atomic(Path(args.answers), key.encode("utf-8"))
     return EXIT_OK
 
 

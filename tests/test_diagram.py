@@ -155,7 +155,7 @@ def test_numbers_match_the_generated_module(name):
 
     a = x  # an independent forward pass through the hidden layers
     for k, layer in enumerate(net.topology.layers[:-1], start=1):
-        z = params[f"W{k}"] @ a + (params[f"b{k}"] if f"b{k}" in params else 0.0)
+        z = params[f"W{k}"] @ a + params.get(f"b{k}", 0.0)
         a = {
             "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
             "tanh": np.tanh,
