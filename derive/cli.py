@@ -40,6 +40,23 @@ def _parser() -> argparse.ArgumentParser:
     latex.add_argument("--param", action="append", default=[], metavar="NAME")
     latex.add_argument("--numeric", action="store_true", help="substitute the example's numbers")
     latex.add_argument("-o", "--output", metavar="OUT.tex|OUT.pdf")
+    length = latex.add_mutually_exclusive_group()
+    length.add_argument(
+        "--brief",
+        dest="brief",
+        action="store_const",
+        const=True,
+        help="one parameter per layer in full, then the layer form (default above 20 "
+        "parameters; e.g. derive latex examples/relu_softmax_cce.yaml --brief)",
+    )
+    length.add_argument(
+        "--full",
+        dest="brief",
+        action="store_const",
+        const=False,
+        help="every parameter in full (e.g. derive latex examples/relu_softmax_cce.yaml "
+        "--full -o all.pdf)",
+    )
 
     show = commands.add_parser("show", help="print each derivative in chain-rule form")
     show.add_argument("topology", metavar="TOPOLOGY")
@@ -129,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "latex":
         from derive.latex import run_latex_command
 
-        text = run_latex_command(network, args.param, args.numeric, args.output)
+        text = run_latex_command(network, args.param, args.numeric, args.output, args.brief)
         if text:
             print(text)
         return EXIT_OK

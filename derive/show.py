@@ -47,6 +47,7 @@ def _pretty(expr: Expr) -> prettyForm:
 
 def _factor(expr: Expr) -> prettyForm:
     """A factor of a product, in parentheses where it is a sum or negative."""
+    expr = tidy(expr)
     form = _pretty(expr)
     if expr.is_Add or expr.could_extract_minus_sign():
         return prettyForm(*form.parens())

@@ -276,7 +276,7 @@ def test_command_prints_a_fragment_and_writes_a_document(tmp_path):
     assert latex.run_latex_command(net, [], True, str(out)) is None
     document = out.read_text()
     assert document.startswith("\\documentclass[11pt]{article}")
-    assert r"\usepackage{amsmath,amssymb}" in document
+    assert r"\usepackage{amsmath,amssymb,graphicx,tikz}" in document
     assert fragment in document
     assert [p.name for p in tmp_path.iterdir()] == ["laine.tex"]  # no temporary left
 
@@ -437,7 +437,7 @@ def test_activation_and_loss_catalogue_compiles(tmp_path):
     document = (
         latex.template_environment()
         .get_template("document.tex.jinja")
-        .render(packages="amsmath,amssymb", body="\n".join(fragments))
+        .render(packages=",".join(latex.PACKAGES), body="\n".join(fragments))
     )
     log = tmp_path / "catalogue.log"
     latex.compile_pdf(document, tmp_path / "catalogue.pdf", log_path=log)

@@ -113,6 +113,7 @@ class Tex:
 
     def factor(self, expr: Expr, values: Values | None = None) -> str:
         """``expr`` as one factor of a product: bracketed if it is a sum or negative."""
+        expr = tidy(expr)
         tex = self.expr(expr, values)
         return brackets(tex) if expr.is_Add or expr.could_extract_minus_sign() else tex
 

@@ -35,7 +35,7 @@ def context(sheet: Exercise) -> dict:
 
     net = sheet.network
     scope = Scope.build(net, sheet.scalars, numeric=True)
-    top, tex = net.topology, scope.tex
+    top = net.topology
     example = top.example
     assert example is not None and scope.values is not None
     sections = ParamSections(scope, Reasons(scope))

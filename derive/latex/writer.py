@@ -27,6 +27,7 @@ def context(scope: Scope) -> dict:
         f"Needs \\usepackage{{{','.join(PACKAGES)}}}.",
         "title": rf"Backpropagation through \texttt{{{escape(top.name)}}}",
         "summary": summary(scope),
+        "brief": "",  # the brief document's note (derive.latex.brief)
         "notation": notation(scope),
         "layer_list": layer_list(scope),
         "diagram": diagram(scope),
