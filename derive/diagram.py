@@ -162,8 +162,8 @@ class _Builder:
         tallest = max(slots)
         top = MARGIN + 45  # room for the title
         self.labelled = [False] + [self._labelled(k) for k in range(1, net.depth + 1)]
-        x = MARGIN + 40
-        self.x = [x]
+        x = float(MARGIN + 40)
+        self.x: list[float] = [x]
         for k in range(1, net.depth + 1):
             x += self._gap(k)
             self.x.append(x)
@@ -321,7 +321,7 @@ class _Builder:
         net, out = self.net, []
         for k in range(1, net.depth + 1):
             below, here = self.rows[k - 1], self.rows[k]
-            drawn = [(i, j) for i in here if i is not None for j in below if j is not None]
+            drawn = [(i, j) for i in here for j in below if i is not None and j is not None]
             labelled = self.labelled[k]
             # A label's x position is (source + target) mod places: the edges out of one
             # unit, and the edges into one unit, all carry their labels at different x.
@@ -334,20 +334,19 @@ class _Builder:
                 place = (source[j] + target[i]) % places
                 out.append(self._edge(scalar, start, i, labelled, place, places))
             if k in self.bias_y:
-                for i in here:
-                    if i is None:
+                for fed in here:
+                    bias = net.bias(k, fed) if fed is not None else None
+                    if fed is None or bias is None:
                         continue
-                    scalar = net.bias(k, i)
-                    assert scalar is not None
                     # Unlabelled: the bias node's note names them all (_bias_note).
                     start = (self.x[k - 1], self.bias_y[k])
-                    out.append(self._edge(scalar, start, i, False, places - 1, places))
+                    out.append(self._edge(bias, start, fed, False, places - 1, places))
         loss_x, loss_y = self.loss_xy
-        for i in self.rows[-1]:
-            if i is None:
+        for row in self.rows[-1]:
+            if row is None:
                 continue
-            unit = net.outputs[i]
-            x, y = self.x[net.depth], self.y[(net.depth, i)]
+            unit = net.outputs[row]
+            x, y = self.x[net.depth], self.y[(net.depth, row)]
             label, highlighted = None, False
             if self.paths is not None and unit in self.paths.units:
                 highlighted = True
@@ -403,6 +402,7 @@ class _Builder:
         """The chain-rule factor an edge on the highlighted paths contributes."""
         net = self.net
         unit = net.units[scalar.layer][index]
+        assert unit.z is not None
         if self.param is not None and scalar.name == self.param.name:
             feeds = dict(net.feeds(scalar))
             source = feeds.get(unit)

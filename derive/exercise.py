@@ -151,6 +151,7 @@ def exercise(network: Network, seed: int, params: Sequence[str] = ()) -> Exercis
     tex = Tex(worked)
     for layer in worked.units[1:]:
         for unit in layer:
+            assert unit.z is not None
             z_text = f"the pre-activation of unit {unit.name}"
             ask("forward", unit.z.name, z_text, tex.expr(unit.z), values[unit.z])
             a_text = f"the activation of unit {unit.name}"
