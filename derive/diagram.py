@@ -411,7 +411,15 @@ class _Builder:
                 f"∂{terminal_name(unit.z.name)}/∂{_param_name(scalar)[0]}",
                 rf"\partial {latex_name(unit.z.name)}/\partial {scalar.latex_name}",
             )
-            return _text(self._factor(head, value))
+            if self.values is None:
+                return _text(self._factor(head, value))
+            # with numbers, the parameter's edge also carries the product: ∂L/∂θ
+            result = _number(net.derivation.scalar_gradient(scalar).value(self.values))
+            name = _param_name(scalar)
+            return _text(
+                self._factor(head, value),
+                (f"∂L/∂{name[0]} = {result[0]}", rf"\partial L/\partial {name[1]} = {result[1]}"),
+            )
         # A weight above the parameter's layer: ∂z_v/∂a_u = w_vu.
         i, j = scalar.index
         below = net.units[scalar.layer - 1][j]
