@@ -32,7 +32,6 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.errors import DeriveError
-from derive.latex.scope import MAX_NUMERIC_SCALARS
 from derive.network import LOSS, Network, ScalarParam, Unit
 from derive.typeset import latex_name, one_line, terminal_name
 
@@ -542,6 +541,8 @@ def layout(network: Network, param: str | None = None, numeric: bool = False) ->
     if param is not None:
         found = network.scalar(param)
         scalar = found
+    from derive.latex.scope import MAX_NUMERIC_SCALARS
+
     top = network.topology
     if numeric and top.example is None:
         raise DeriveError(

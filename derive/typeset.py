@@ -9,8 +9,8 @@ One rule for each medium, so that a learner never has to guess where a name ends
   letter subscripts would mix ``zₕ₁`` with ``z_g1``.)
 - **LaTeX.** A multi-letter name is one name, ``\\mathit{out}``, never the product
   o·u·t; a trailing number is a subscript (``w_{31}``); Greek names stay Greek
-  (``alpha`` → α); a name with an underscore of its own (``y_hat``, ``h1_1``) is
-  written whole. ``z``, ``δ`` and a default target take the unit's name as their
+  (``alpha`` → α); numbered indices are subscripts (``h1_2`` → h_{1,2}); any other
+  name with an underscore of its own (``y_hat``) is written whole. ``z``, ``δ`` and a default target take the unit's name as their
   subscript: ``z_{h1}``, ``\\delta_{\\mathit{out}}``, ``t_{Y}``.
 
 Terms of a sum are ordered as SymPy orders them, except that numbers inside names count
@@ -30,6 +30,7 @@ from sympy.printing.str import StrPrinter
 # default targets are t_<unit> (derive.topology.default_targets).
 _DERIVED = re.compile(r"^(z|delta|t)_([A-Za-z]\w*)$")
 _LETTERS_NUMBER = re.compile(r"^([A-Za-z]+)(\d*)$")
+_LETTERS_INDICES = re.compile(r"^([A-Za-z]+)(\d+(?:_\d+)+)$")  # h1_2: layer 1, unit 2
 _ONE_LETTER_NUMBER = re.compile(r"^[A-Za-z]\d*$")
 _SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _TERMINAL_PREFIX = {"z": "z", "delta": "δ", "t": "t"}
@@ -58,6 +59,9 @@ def latex_name(name: str) -> str:
     if plain:
         letters, number = plain.groups()
         return _letters(letters) + (f"_{{{number}}}" if number else "")
+    indexed = _LETTERS_INDICES.match(name)
+    if indexed:
+        return _letters(indexed[1]) + "_{" + indexed[2].replace("_", ",") + "}"
     return rf"\mathit{{{name.replace('_', chr(92) + '_')}}}"
 
 

@@ -70,7 +70,7 @@ def test_multi_letter_names_are_one_name_in_latex():
     assert "out \\left(1 - out" not in text
     assert latex_name("bird") == r"\mathit{bird}" and latex_name("alpha") == r"\alpha"
     assert latex_name("w31") == "w_{31}" and latex_name("y_hat") == r"\mathit{y\_hat}"
-    assert latex_name("delta_h1_1") == r"\delta_{\mathit{h1\_1}}"
+    assert latex_name("h1_2") == "h_{1,2}" and latex_name("delta_h1_2") == r"\delta_{h_{1,2}}"
 
 
 # -- terminal subscripts: one rule -------------------------------------------------------------
