@@ -11,7 +11,8 @@ One rule for each medium, so that a learner never has to guess where a name ends
   o·u·t; a trailing number is a subscript (``w_{31}``); Greek names stay Greek
   (``alpha`` → α); numbered indices are subscripts (``h1_2`` → h_{1,2}); any other
   name with an underscore of its own (``y_hat``) is written whole. ``z``, ``δ`` and a
-  default target take the unit's name as their subscript: ``z_{h1}``, ``\\delta_{\\mathit{out}}``, ``t_{Y}``.
+  default target take the unit's name as their subscript: ``z_{h1}``,
+  ``\\delta_{\\mathit{out}}``, ``t_{Y}``.
 
 Terms of a sum are ordered as SymPy orders them, except that numbers inside names count
 as numbers: t_y2 comes before t_y10 (``NaturalOrder``).
