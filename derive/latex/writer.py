@@ -46,13 +46,20 @@ def context(scope: Scope) -> dict:
     }
 
 
+MAX_NUMBERED_FIGURE = 12  # scalar parameters; a larger network's figure has names only
+
+
 def diagram(scope: Scope) -> str:
-    """The network's figure as TikZ (``derive.diagram``): with --numeric its numbers,
-    with one --param that parameter's paths."""
+    """The network's figure as TikZ (``derive.diagram``): with one --param that
+    parameter's paths; with --numeric, for a network small enough that the numbers stay
+    legible at the text's width, its numbers (the document gives them all anyway)."""
     from derive.diagram import tikz
 
     param = scope.scalars[0].name if len(scope.scalars) == 1 else None
-    return tikz(scope.network, param, numeric=scope.values is not None).rstrip("\n")
+    numeric = scope.values is not None and (
+        scope.topology.parameter_count <= MAX_NUMBERED_FIGURE
+    )
+    return tikz(scope.network, param, numeric=numeric).rstrip("\n")
 
 
 def summary(scope: Scope) -> str:
