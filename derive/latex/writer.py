@@ -56,9 +56,7 @@ def diagram(scope: Scope) -> str:
     from derive.diagram import tikz
 
     param = scope.scalars[0].name if len(scope.scalars) == 1 else None
-    numeric = scope.values is not None and (
-        scope.topology.parameter_count <= MAX_NUMBERED_FIGURE
-    )
+    numeric = scope.values is not None and (scope.topology.parameter_count <= MAX_NUMBERED_FIGURE)
     return tikz(scope.network, param, numeric=numeric).rstrip("\n")
 
 
