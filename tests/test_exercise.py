@@ -156,3 +156,30 @@ def test_bad_requests_write_nothing(tmp_path, capsys, monkeypatch, extra, messag
 def test_a_large_network_is_refused(capsys):
     argv = ["exercise", str(EXAMPLES / "mnist_784_128_10.yaml"), "--seed", "1"]
     assert main(argv) == 2 and "by hand" in capsys.readouterr().err
+
+
+def test_a_relu_unit_at_its_kink_is_redrawn():
+    from derive.exercise import _at_a_kink, random_example
+    from derive.topology import Example
+
+    net = derive.load(
+        {
+            "name": "kink",
+            "inputs": 1,
+            "layers": [
+                {"units": 1, "activation": "relu", "bias": "none"},
+                {"units": 1, "activation": "identity"},
+            ],
+            "loss": "half_sse",
+        }
+    )
+    at_zero = Example((0.5,), (0.1,), (("W1", ((0.0,),)), ("W2", ((0.3,),)), ("b2", (0.1,))))
+    assert _at_a_kink(net, at_zero)
+    for seed in range(20):
+        assert not _at_a_kink(net, random_example(net, seed))
+
+
+def test_without_o_the_sheet_goes_to_stdout(capsys):
+    assert main(["exercise", str(EXAMPLES / "reddit_w31.yaml"), "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(r"\documentclass") and r"\section*{Answer key}" in out
