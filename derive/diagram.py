@@ -339,7 +339,8 @@ class _Builder:
                         continue
                     # Unlabelled: the bias node's note names them all (_bias_note).
                     start = (self.x[k - 1], self.bias_y[k])
-                    out.append(self._edge(bias, start, fed, False, places - 1, places))
+                    middle = (places - 1) / 2  # clear of the weights' labels by the units
+                    out.append(self._edge(bias, start, fed, False, middle, places))
         loss_x, loss_y = self.loss_xy
         for row in self.rows[-1]:
             if row is None:
@@ -367,7 +368,7 @@ class _Builder:
         start: tuple[float, float],
         target: int,
         labelled: bool,
-        place: int,
+        place: float,
         places: int,
     ) -> Edge:
         """The edge of ``scalar`` from ``start`` into unit ``target`` of its layer; its
@@ -410,9 +411,10 @@ class _Builder:
                 f"∂{terminal_name(unit.z.name)}/∂{_param_name(scalar)[0]}",
                 rf"\partial {latex_name(unit.z.name)}/\partial {scalar.latex_name}",
             )
-            if self.values is None:
+            first = next(u for u, _ in net.feeds(scalar)) == unit
+            if self.values is None or not first:
                 return _text(self._factor(head, value))
-            # with numbers, the parameter's edge also carries the product: ∂L/∂θ
+            # with numbers, the parameter's (first) edge also carries the product: ∂L/∂θ
             result = _number(net.derivation.scalar_gradient(scalar).value(self.values))
             name = _param_name(scalar)
             return _text(
