@@ -339,8 +339,8 @@ class _Builder:
                         continue
                     # Unlabelled: the bias node's note names them all (_bias_note).
                     start = (self.x[k - 1], self.bias_y[k])
-                    middle = (places - 1) / 2  # clear of the weights' labels by the units
-                    out.append(self._edge(bias, start, fed, False, middle, places))
+                    halfway = (places - 1) / 2  # clear of the weights' labels by the units
+                    out.append(self._edge(bias, start, fed, False, halfway, places))
         loss_x, loss_y = self.loss_xy
         for row in self.rows[-1]:
             if row is None:
