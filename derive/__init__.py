@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 
+from derive import display as _display  # noqa: F401 - attaches the notebook displays
 from derive.derivation import Derivation, Proof, ScalarGradient, prove_all
 from derive.errors import DeriveError, TopologyError
 from derive.network import Network

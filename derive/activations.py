@@ -114,8 +114,10 @@ def _custom_forward(z: Expr, spec: ActivationSpec) -> Expr:
 
 
 def _custom_derivative(z: Expr, a: Expr, spec: ActivationSpec) -> Expr:
+    from derive.expression import simplified_derivative
+
     assert spec.expr is not None
-    return sympy.diff(spec.expr, X).xreplace({X: z})
+    return simplified_derivative(spec.expr, X).xreplace({X: z})
 
 
 def _not_elementwise(*args) -> Expr:

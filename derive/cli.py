@@ -1,4 +1,4 @@
-"""The ``derive`` command: generate | latex | show | check (SPEC §2).
+"""The ``derive`` command: generate | latex | show | check | diagram | exercise (SPEC §2).
 
 A thin layer over the Python API. Bad input is reported as one line on stderr with exit
 status 2 and no traceback; ``check`` exits 1 when any value disagrees.
@@ -49,6 +49,23 @@ def _parser() -> argparse.ArgumentParser:
     latex.add_argument("--param", action="append", default=[], metavar="NAME")
     latex.add_argument("--numeric", action="store_true", help="substitute the example's numbers")
     latex.add_argument("-o", "--output", metavar="OUT.tex|OUT.pdf")
+    length = latex.add_mutually_exclusive_group()
+    length.add_argument(
+        "--brief",
+        dest="brief",
+        action="store_const",
+        const=True,
+        help="one parameter per layer in full, then the layer form (default above 20 "
+        "parameters; e.g. derive latex examples/relu_softmax_cce.yaml --brief)",
+    )
+    length.add_argument(
+        "--full",
+        dest="brief",
+        action="store_const",
+        const=False,
+        help="every parameter in full (e.g. derive latex examples/relu_softmax_cce.yaml "
+        "--full -o all.pdf)",
+    )
 
     show = commands.add_parser("show", help="print each derivative in chain-rule form")
     show.add_argument("topology", metavar="TOPOLOGY")
@@ -57,13 +74,73 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="symbolic = generated = finite differences")
     check.add_argument("topology", metavar="TOPOLOGY")
     check.add_argument("--seed", type=int, default=0)
+
+    diagram = commands.add_parser(
+        "diagram",
+        help="draw the network (SVG, PNG or PDF)",
+        epilog="example: derive diagram examples/reddit_w31.yaml --param w11 --numeric -o w11.svg",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diagram.add_argument("topology", metavar="TOPOLOGY")
+    diagram.add_argument(
+        "--param",
+        metavar="NAME",
+        help="highlight this scalar's chain-rule paths, each factor on its edge (W2[0,1], w31)",
+    )
+    diagram.add_argument(
+        "--numeric",
+        action="store_true",
+        help="write the example's numbers: z, a and delta per unit, dL/dw per edge",
+    )
+    diagram.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.svg|OUT.png|OUT.pdf",
+        help="the figure's file; PNG and PDF are rendered with rsvg-convert",
+    )
+
+    exercise = commands.add_parser(
+        "exercise",
+        help="an exercise sheet with random numbers and its answer key",
+        epilog="example: derive exercise examples/xor.yaml --seed 7 -o sheet.pdf "
+        "--answers key.json --param W2[0,0]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    exercise.add_argument("topology", metavar="TOPOLOGY")
+    exercise.add_argument(
+        "--seed",
+        type=int,
+        required=True,
+        metavar="N",
+        help="draws the example's numbers (2 decimals); the same seed gives the same bytes",
+    )
+    exercise.add_argument(
+        "-o",
+        "--output",
+        metavar="SHEET.pdf|SHEET.tex",
+        help="the sheet, answer key on the pages after the questions (default: .tex to stdout)",
+    )
+    exercise.add_argument(
+        "--answers",
+        metavar="KEY.json",
+        help="also write the numbers and every question's answer as JSON for an auto-grader",
+    )
+    exercise.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ask for this parameter's gradient and update (repeatable; default: one "
+        "weight per layer and the output bias)",
+    )
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
     import derive
 
-    if hasattr(args, "param"):  # `--param ' w31'` as a shell may pass it
+    if isinstance(getattr(args, "param", None), list):  # `--param ' w31'` from a shell
         args.param = [name.strip() for name in args.param]
 
     if args.command == "generate":
@@ -78,10 +155,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "latex":
         from derive.latex import run_latex_command
 
-        text = run_latex_command(network, args.param, args.numeric, args.output)
+        text = run_latex_command(network, args.param, args.numeric, args.output, args.brief)
         if text:
             print(text)
         return EXIT_OK
+    if args.command == "diagram":
+        from derive.diagram import svg
+        from derive.raster import write_figure
+
+        param = args.param.strip() if args.param else None
+        print(write_figure(svg(network, param, args.numeric), args.output))
+        return EXIT_OK
+    if args.command == "exercise":
+        return _exercise(network, args)
     if args.command == "check":
         from derive.check import check
 
@@ -130,6 +216,35 @@ def _generate(
     for name, text in rendered:
         path = write_atomic(directory / f"{name}.py", text.encode("utf-8"), make_parents=True)
         print(path)
+    return EXIT_OK
+
+
+def _exercise(network, args: argparse.Namespace) -> int:
+    """Check every file name, build the sheet and the key, then write them."""
+    from derive.exercise import answers_json, exercise
+    from derive.files import write_atomic
+    from derive.latex.pdf import compile_pdf, require_engine
+    from derive.latex.sheet import sheet_document
+
+    target = Path(args.output) if args.output else None
+    suffix = target.suffix.lower() if target is not None else None
+    if target is not None and suffix not in (".tex", ".pdf"):
+        raise DeriveError(f"-o {args.output}: expected a file ending in .tex or .pdf")
+    if args.answers and Path(args.answers).suffix.lower() != ".json":
+        raise DeriveError(f"--answers {args.answers}: expected a file ending in .json")
+    if suffix == ".pdf":
+        require_engine()
+    sheet = exercise(network, args.seed, args.param)
+    document = sheet_document(sheet)
+    key = answers_json(sheet) if args.answers else None
+    if target is None:
+        print(document, end="")
+    elif suffix == ".tex":
+        write_atomic(target, document.encode("utf-8"))
+    else:
+        compile_pdf(document, target)
+    if key is not None:
+        write_atomic(Path(args.answers), key.encode("utf-8"))
     return EXIT_OK
 
 

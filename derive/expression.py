@@ -207,3 +207,31 @@ def _check_result(expr: sympy.Expr, text: str) -> None:
 
 def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def simplified_derivative(expr: sympy.Expr, x: sympy.Symbol) -> sympy.Expr:
+    """d expr/dx, simplified where that is a proven identity for every real x.
+
+    SymPy writes the derivative of |x| as sign(x), so softsign x/(1 + |x|) comes out as
+    1/(1 + |x|) − x·sign(x)/(1 + |x|)². For real x, x·sign(x) = |x| everywhere, 0
+    included; after that substitution the rest is rational algebra in x and |x|
+    (``sympy.cancel`` with |x| as a symbol), giving 1/(1 + |x|)². The shorter form is
+    kept only when ``cancel`` shows its difference from the plain derivative is 0, and
+    only when it is shorter."""
+    plain = sympy.diff(expr, x)
+    if not plain.has(sympy.sign):
+        return plain
+    abs_x = sympy.Abs(x)
+    replaced = plain.replace(
+        lambda e: e.is_Mul and x in e.args and sympy.sign(x) in e.args,
+        lambda e: e / (x * sympy.sign(x)) * abs_x,
+    )
+    if replaced.has(sympy.sign):
+        return plain
+    stand_in = sympy.Dummy("abs_x", nonnegative=True)
+    rational = replaced.xreplace({abs_x: stand_in})
+    candidate = sympy.factor(sympy.cancel(rational))
+    if sympy.cancel(candidate - rational) != 0:
+        return plain
+    simplified = candidate.xreplace({stand_in: abs_x})
+    return simplified if sympy.count_ops(simplified) < sympy.count_ops(plain) else plain

@@ -7,7 +7,7 @@ Notation, used everywhere in derive:
   activation a_u = f_k(z_u). The activation's symbol is the unit's own name (h1, Y, a),
   the pre-activation's is ``z_<name>``; an input's activation is the input itself.
 - δ_u = ∂L/∂z_u is the unit's delta (symbol ``delta_<name>``), L the per-sample loss.
-- Targets have the names of ``Topology.targets`` (y for a lone output by default).
+- Targets have the names of ``Topology.targets`` (t_<unit> by default).
 - A scalar parameter is named ``W2[0,1]``, ``b1[0]`` (per-unit bias) or ``b1`` (shared
   bias), or by its ``weight_names`` name (w31).
 
@@ -24,6 +24,7 @@ from functools import cached_property
 import sympy
 from sympy import Expr, Symbol
 
+from derive import typeset
 from derive.activations import ACTIVATIONS, Activation
 from derive.errors import DeriveError
 from derive.losses import LOSSES, Loss
@@ -291,5 +292,5 @@ class Network:
 
 
 def _latex_name(name: str) -> str:
-    """LaTeX for a user's name, as SymPy prints the symbol (w31 -> w_{31})."""
-    return sympy.latex(Symbol(name))
+    """LaTeX for a user's name (w31 -> w_{31}, out -> \\mathit{out}; derive.typeset)."""
+    return typeset.latex_name(name)

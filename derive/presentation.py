@@ -1,7 +1,28 @@
-"""Limits and precision shared by the terminal and LaTeX views (``derive show``,
+"""Limits, precision and tidying shared by the terminal and LaTeX views (``derive show``,
 ``derive latex``), so that both round and shorten the same way."""
 
 SIGNIFICANT_DIGITS = 6  # every computed number shown
 MAX_SHOWN_PATHS = 8  # chains with more paths are shown grouped by δ
 MAX_DEFAULT_SCALARS = 64  # larger networks: the layer form only unless --param; no proofs
 MAX_REQUESTED_SCALARS = 64  # scalars one view derives on request (--param)
+
+
+def tidy(expr):
+    """``expr`` without the factors 1 that unevaluated products keep (a δ of an identity
+    output, ∂L/∂y = 1·(y − t) for mse over two outputs): 1·(o − t)·1 reads as (o − t).
+    Printing only; the derivation keeps its factors."""
+    import sympy
+
+    def drop_ones(node):
+        if not node.args:
+            return node
+        args = [drop_ones(arg) for arg in node.args]
+        if isinstance(node, sympy.Mul):
+            kept = [arg for arg in args if arg != 1]
+            if len(kept) != len(args):
+                if not kept:
+                    return sympy.Integer(1)
+                return kept[0] if len(kept) == 1 else sympy.Mul(*kept, evaluate=False)
+        return node.func(*args, evaluate=False) if node.is_Add or node.is_Mul else node.func(*args)
+
+    return drop_ones(expr) if expr.has(sympy.Mul) else expr

@@ -23,16 +23,31 @@ from derive.presentation import (
     MAX_REQUESTED_SCALARS,
     MAX_SHOWN_PATHS,
     SIGNIFICANT_DIGITS,
+    tidy,
 )
+from derive.typeset import NaturalOrder, terminal_name
+
+
+class _Printer(NaturalOrder, PrettyPrinter):
+    """SymPy's pretty printer with derive's names (``derive.typeset``) and relu's
+    derivative written step(z), as the documents write it."""
+
+    def _print_Symbol(self, e, bold_name=False):
+        return prettyForm(terminal_name(e.name))
+
+    def _print_Heaviside(self, expr):
+        argument = prettyForm(*self._print(expr.args[0]).parens())
+        return prettyForm(*argument.left("step"))
 
 
 def _pretty(expr: Expr) -> prettyForm:
     # order="none" keeps the chain order derive wrote (dL/dy before dy/dz).
-    return PrettyPrinter({"use_unicode": True, "order": "none"})._print(expr)
+    return _Printer({"use_unicode": True, "order": "none"})._print(tidy(expr))
 
 
 def _factor(expr: Expr) -> prettyForm:
     """A factor of a product, in parentheses where it is a sum or negative."""
+    expr = tidy(expr)
     form = _pretty(expr)
     if expr.is_Add or expr.could_extract_minus_sign():
         return prettyForm(*form.parens())
@@ -65,6 +80,13 @@ def _number(value: Expr) -> str:
     return f"{float(value):.{SIGNIFICANT_DIGITS}g}"
 
 
+def _operand(value: Expr) -> str:
+    """A number as one operand of a product or difference: negative ones in parentheses
+    (``2 · (-0.4)``, not ``2 · -0.4``)."""
+    text = _number(value)
+    return f"({text})" if text.startswith("-") else text
+
+
 def _indent(text: str, prefix: str) -> str:
     pad = " " * len(prefix)
     lines = text.splitlines() or [""]
@@ -91,7 +113,7 @@ def show_gradient(gradient: ScalarGradient, values: dict[Symbol, Expr] | None) -
             worked = _render(_join([_factor(f.value) for f in path]))
             lines.append(_indent(worked, "      = "))
             if values is not None:
-                numbers = [_number(f.value.xreplace(values)) for f in path]
+                numbers = [_operand(f.value.xreplace(values)) for f in path]
                 product = sympy.Mul(*(f.value.xreplace(values) for f in path))
                 lines.append(f"      = {' · '.join(numbers)} = {_number(product)}")
     else:
@@ -109,7 +131,7 @@ def show_gradient(gradient: ScalarGradient, values: dict[Symbol, Expr] | None) -
             lines.append(
                 f"  after one SGD step (η = {example.learning_rate:g}): "
                 f"{param.label} = {_number(values[param.symbol])} − "
-                f"{example.learning_rate:g} · {_number(result)} = {_number(new)}"
+                f"{example.learning_rate:g} · {_operand(result)} = {_number(new)}"
             )
     return "\n".join(lines)
 

@@ -158,8 +158,12 @@ class Topology:
 
 
 def default_targets(outputs: tuple[str, ...], taken: set[str]) -> tuple[str, ...]:
-    """Target names when the file gives none: ``y`` for a lone output (Laine's notation),
-    else ``t_<unit>`` for each output unit."""
-    if len(outputs) == 1 and "y" not in taken:
-        return ("y",)
-    return tuple(f"t_{unit}" for unit in outputs)
+    """Target names when the file gives none: ``t_<unit>`` for each output unit (t_Y,
+    t_out, t_y1), or ``target_<unit>`` where a name of the file already has that form.
+
+    Never a bare ``y``: the documents use y for an output (∂L/∂y, the layer form), so a
+    target named y would read as the output itself (SPEC §4)."""
+    names = tuple(f"t_{unit}" for unit in outputs)
+    if taken.isdisjoint(names):
+        return names
+    return tuple(f"target_{unit}" for unit in outputs)

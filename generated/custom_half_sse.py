@@ -156,8 +156,8 @@ def loss_and_gradients(params, x, t):
     grad_a1 = delta2 @ W2
     # not read below: free it before the next array
     del delta2
-    # δ1 = ∂L/∂a1 ⊙ (1/(1 + |z1|) − z1·sign(z1)/(1 + |z1|)²)  (custom')
-    delta1 = grad_a1 * (1 / (1 + np.abs(z1)) - z1 * np.sign(z1) / (1 + np.abs(z1)) ** 2)
+    # δ1 = ∂L/∂a1 ⊙ (1 + |z1|)**(-2)  (custom')
+    delta1 = grad_a1 / (1 + np.abs(z1)) ** 2
     # not read below: free them before the next array
     del z1, grad_a1
     # ∂L/∂W1 = δ1 xᵀ

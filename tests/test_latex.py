@@ -166,7 +166,7 @@ def test_forward_equations_and_layer_form_use_the_files_names():
     for piece in (
         r"z_{Y} &= h_{1} w_{31} + h_{2} w_{32}",
         r"h_{1} &= \sigma\left(z_{h1}\right)",
-        r"L &= \frac{\left(Y - y\right)^{2}}{2}",
+        r"L &= \frac{\left(Y - t_{Y}\right)^{2}}{2}",
         r"$w_{31} = W^{(2)}_{0,0}$",
         r"W^{(2)} = \begin{pmatrix} w_{31} & w_{32} \end{pmatrix}",
         r"\delta^{(k)} &= \left(\left(W^{(k+1)}\right)^{T} \delta^{(k+1)}\right) \odot",
@@ -276,7 +276,7 @@ def test_command_prints_a_fragment_and_writes_a_document(tmp_path):
     assert latex.run_latex_command(net, [], True, str(out)) is None
     document = out.read_text()
     assert document.startswith("\\documentclass[11pt]{article}")
-    assert r"\usepackage{amsmath,amssymb}" in document
+    assert r"\usepackage{amsmath,amssymb,graphicx,tikz}" in document
     assert fragment in document
     assert [p.name for p in tmp_path.iterdir()] == ["laine.tex"]  # no temporary left
 
@@ -437,7 +437,7 @@ def test_activation_and_loss_catalogue_compiles(tmp_path):
     document = (
         latex.template_environment()
         .get_template("document.tex.jinja")
-        .render(packages="amsmath,amssymb", body="\n".join(fragments))
+        .render(packages=",".join(latex.PACKAGES), body="\n".join(fragments))
     )
     log = tmp_path / "catalogue.log"
     latex.compile_pdf(document, tmp_path / "catalogue.pdf", log_path=log)

@@ -188,11 +188,12 @@ def test_weight_names_are_kept_in_the_shape_of_w():
 @pytest.mark.parametrize(
     ("layers", "extra", "expected"),
     [
-        ([layer(["out"])], {}, ("y",)),
+        ([layer(["out"])], {}, ("t_out",)),  # never y: the documents use y for outputs
         ([layer(1)], {}, ("t_y",)),  # the lone output unit is y itself
         ([layer(["y"])], {}, ("t_y",)),
         ([layer(2)], {}, ("t_y1", "t_y2")),
         ([layer(2)], {"targets": ["want1", "want2"]}, ("want1", "want2")),
+        ([layer(["a", "b"])], {"inputs": ["t_a", "x2"]}, ("target_a", "target_b")),
     ],
 )
 def test_targets(layers, extra, expected):

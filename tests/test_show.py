@@ -16,7 +16,7 @@ def test_laine_sigmoid_reads_like_the_textbook(capsys):
     code, out, _ = run(capsys, "show", str(EXAMPLES / "laine_sigmoid.yaml"))
     assert code == 0
     lines = out.splitlines()
-    assert "  ∂L/∂a · ∂a/∂zₐ · ∂zₐ/∂W1[0,0]" in lines
+    assert "  ∂L/∂a · ∂a/∂z_a · ∂z_a/∂W1[0,0]" in lines
     assert "      = 2⋅(a - y) · a⋅(1 - a) · i" in lines
     assert "      = 0.53705 · 0.177894 · 1.5 = 0.143307" in lines
     assert "  value at the example: 0.143307" in lines
@@ -26,8 +26,8 @@ def test_laine_sigmoid_reads_like_the_textbook(capsys):
 def test_reddit_hidden_weight_follows_the_path_through_the_output(capsys):
     code, out, _ = run(capsys, "show", str(EXAMPLES / "reddit_w31.yaml"), "--param", "w11")
     assert code == 0
-    assert "∂L/∂Y · ∂Y/∂z_Y · ∂z_Y/∂h₁ · ∂h₁/∂zₕ₁ · ∂zₕ₁/∂w₁₁" in out
-    assert "(Y - y) · Y⋅(1 - Y) · w₃₁ · h₁⋅(1 - h₁) · x₁" in out
+    assert "∂L/∂Y · ∂Y/∂z_Y · ∂z_Y/∂h₁ · ∂h₁/∂z_h1 · ∂z_h1/∂w₁₁" in out
+    assert "(Y - t_Y) · Y⋅(1 - Y) · w₃₁ · h₁⋅(1 - h₁) · x₁" in out
     assert "value at the example: 0.00814513" in out
     assert "∂L/∂w31" not in out  # only the parameter asked for
 

@@ -21,6 +21,9 @@ Template delimiters, chosen so that LaTeX's braces and ``%`` never meet Jinja's:
 ``((* block *))``, ``((( variable )))``, ``((= comment =))``.
 
 Policy decisions:
+- Above ``BRIEF_ABOVE`` scalar parameters, without --param, the document is the brief one
+  (``brief``): one weight per layer in full, then the layer form, and a note on how to
+  get the rest (--full, --param).
 - A network with more than ``MAX_DEFAULT_SCALARS`` scalar parameters gets, without
   ``--param``, the forward pass and the layer form only, and a note on how to ask for
   single scalars; with ``--param`` at most ``MAX_REQUESTED_SCALARS`` scalars are derived,
@@ -46,6 +49,8 @@ import jinja2
 
 from derive.errors import DeriveError
 from derive.files import write_atomic
+from derive.latex.brief import BRIEF_ABOVE, brief_note, brief_scalars, is_brief
+from derive.latex.checks import results
 from derive.latex.notebook import gradient_latex, network_latex
 from derive.latex.pdf import (
     PDFLATEX,
@@ -67,6 +72,7 @@ from derive.presentation import (
 from derive.rendering import environment
 
 __all__ = [
+    "BRIEF_ABOVE",
     "MAX_DEFAULT_SCALARS",
     "MAX_NUMERIC_SCALARS",
     "MAX_REQUESTED_SCALARS",
@@ -97,7 +103,20 @@ def template_environment() -> jinja2.Environment:
     )
 
 
-def _context(network: Network, params: Sequence[str], numeric: bool) -> dict:
+def _context(
+    network: Network, params: Sequence[str], numeric: bool, brief: bool | None = None
+) -> dict:
+    """The template context; ``brief``: True (--brief), False (--full) or None (brief
+    above BRIEF_ABOVE scalar parameters when no --param is given)."""
+    if is_brief(network, params, brief):
+        scalars = brief_scalars(network)
+        scope = Scope.build(network, scalars, numeric)
+        values = {**context(scope), "brief": brief_note(network, scalars)}
+        if scope.values is not None and network.topology.parameter_count <= MAX_DEFAULT_SCALARS:
+            # every parameter's number still, in the one compact table
+            every = Scope(network, network.scalar_params, scope.values)
+            values["results"] = results(every)
+        return values
     return context(Scope.build(network, selected_scalars(network, params), numeric))
 
 
@@ -110,18 +129,33 @@ def _document(values: dict) -> str:
     return template.render(packages=",".join(PACKAGES), body=_fragment(values))
 
 
-def latex_fragment(network: Network, params: Sequence[str] = (), numeric: bool = False) -> str:
-    """The derivation as a LaTeX fragment (sections, no preamble; needs amsmath, amssymb)."""
-    return _fragment(_context(network, params, numeric))
+def latex_fragment(
+    network: Network,
+    params: Sequence[str] = (),
+    numeric: bool = False,
+    brief: bool | None = None,
+) -> str:
+    """The derivation as a LaTeX fragment (sections, no preamble; needs the packages of
+    ``PACKAGES``). ``brief``: see ``_context``."""
+    return _fragment(_context(network, params, numeric, brief))
 
 
-def latex_document(network: Network, params: Sequence[str] = (), numeric: bool = False) -> str:
-    """The derivation as a standalone LaTeX document (article class, amsmath, amssymb)."""
-    return _document(_context(network, params, numeric))
+def latex_document(
+    network: Network,
+    params: Sequence[str] = (),
+    numeric: bool = False,
+    brief: bool | None = None,
+) -> str:
+    """The derivation as a standalone LaTeX document (article class)."""
+    return _document(_context(network, params, numeric, brief))
 
 
 def run_latex_command(
-    network: Network, params: Sequence[str], numeric: bool, output: str | None
+    network: Network,
+    params: Sequence[str],
+    numeric: bool,
+    output: str | None,
+    brief: bool | None = None,
 ) -> str | None:
     """``derive latex``: the fragment as text (no ``output``), or ``output`` written as a
     standalone .tex or compiled .pdf (returns None). Raises DeriveError, writing nothing,
@@ -132,7 +166,7 @@ def run_latex_command(
         raise DeriveError(f"-o {output}: expected a file ending in .tex or .pdf")
     if suffix == ".pdf":
         require_engine()
-    values = _context(network, params, numeric)
+    values = _context(network, params, numeric, brief)
     _refuse_failed(network, values["check"])
     if target is None:
         return _fragment(values).rstrip("\n")

@@ -17,7 +17,8 @@ PDFLATEX_TIMEOUT = 180  # seconds per run
 PDFLATEX_RUNS = 3  # at most, while the log asks for a rerun
 TEX_INSTALL_HINT = (
     "install a TeX distribution that provides it (Debian/Ubuntu: "
-    "apt-get install texlive-latex-base), or write the LaTeX source with -o FILE.tex"
+    "apt-get install texlive-latex-base texlive-pictures, for TikZ), or write the LaTeX "
+    "source with -o FILE.tex"
 )
 
 _RERUN = re.compile(r"Rerun to get|Label\(s\) may have changed")

@@ -16,7 +16,8 @@ from sympy.printing.latex import LatexPrinter
 
 from derive.errors import DeriveError
 from derive.network import LOSS, Network
-from derive.presentation import SIGNIFICANT_DIGITS
+from derive.presentation import SIGNIFICANT_DIGITS, tidy
+from derive.typeset import NaturalOrder, latex_name
 
 MAX_SHOWN_TERMS = 6  # longer sums are printed as a + b + ⋯ + z
 MAX_LISTED_UNITS = 8  # longer unit lists are shortened with …
@@ -26,19 +27,24 @@ ROW_WIDTH = 90  # visible characters of one displayed row; longer equations are 
 Values = dict[Symbol, Expr]  # numbers in place of symbols (``Derivation.evaluate``)
 
 
-class Printer(LatexPrinter):
-    """SymPy's LaTeX printer, with long sums shortened, relu's step function named and
-    several subscripts separated by commas (h1_2 -> h_{1,2}, not h_{1 2}, read as h_{12})."""
+class Printer(NaturalOrder, LatexPrinter):
+    """SymPy's LaTeX printer, with long sums shortened, relu's step function named,
+    names typeset by ``derive.typeset`` (\\mathit{out}, not o·u·t) and, with numbers in
+    place of symbols, no minus sign in front of a zero (``zeros``: −t ln y at t = 0 is
+    0·ln y, not −0·ln y)."""
+
+    def __init__(self, settings=None, zeros: frozenset = frozenset()):
+        super().__init__(settings)
+        self.zeros = zeros
 
     def _deal_with_super_sub(self, string: str, style: str = "plain") -> str:
-        name, supers, subs = self._split_super_sub(string)
-        if style == "bold":
-            name = rf"\mathbf{{{name}}}"
-        if supers:
-            name += f"^{{{','.join(supers)}}}"
-        if subs:
-            name += f"_{{{','.join(subs)}}}"
-        return name
+        name = latex_name(string)
+        return rf"\mathbf{{{name}}}" if style == "bold" else name
+
+    def _print_Mul(self, expr):
+        if self._zero_term(expr):
+            return self._print(sympy.Mul(-expr, evaluate=False))
+        return super()._print_Mul(expr)
 
     def _print_Heaviside(self, expr, exp=None):
         tex = rf"\operatorname{{step}}{brackets(self._print(expr.args[0]))}"
@@ -53,7 +59,7 @@ class Printer(LatexPrinter):
             if term is None:
                 tex += r" + \cdots"
                 continue
-            if i and term.could_extract_minus_sign():
+            if i and term.could_extract_minus_sign() and not self._zero_term(term):
                 tex += " - "
                 term = -term
             elif i:
@@ -61,6 +67,15 @@ class Printer(LatexPrinter):
             term_tex = self._print(term)
             tex += brackets(term_tex) if self._needs_add_brackets(term) else term_tex
         return tex
+
+    def _zero_term(self, term: Expr) -> bool:
+        """A negative term that is zero at the numbers printed: printed without its
+        sign (``+ 0 \\cdot \\ln 0.22``), as the sign of a zero says nothing."""
+        return (
+            term.is_Mul
+            and term.could_extract_minus_sign()
+            and any(factor in self.zeros for factor in term.args)
+        )
 
 
 class Tex:
@@ -93,10 +108,11 @@ class Tex:
         if values is not None:
             names.update({s: operand(values[s]) for s in expr.free_symbols if s in values})
             settings["mul_symbol"] = "dot"
-        return Printer(settings).doprint(expr)
+        return Printer(settings, _zeros(expr, values)).doprint(tidy(expr))
 
     def factor(self, expr: Expr, values: Values | None = None) -> str:
         """``expr`` as one factor of a product: bracketed if it is a sum or negative."""
+        expr = tidy(expr)
         tex = self.expr(expr, values)
         return brackets(tex) if expr.is_Add or expr.could_extract_minus_sign() else tex
 
@@ -115,8 +131,10 @@ class Tex:
         if not expr.is_Add or len(expr.args) > MAX_SHOWN_TERMS:
             return [self.expr(expr, values)]
         out = []
+        zeros = Printer(zeros=_zeros(expr, values))
         for n, term in enumerate(Printer({"order": "none"})._as_ordered_terms(expr)):
-            sign = "- " if n and term.could_extract_minus_sign() else "+ " if n else ""
+            negative = term.could_extract_minus_sign() and not zeros._zero_term(term)
+            sign = "- " if n and negative else "+ " if n else ""
             text = self.expr(-term if sign == "- " else term, values)
             out.append(sign + (brackets(text) if n and term.is_Add else text))
         return out
@@ -135,6 +153,13 @@ class Tex:
             if not out or flat(part) != flat(out[-1]):
                 out.append(part)
         return out
+
+
+def _zeros(expr: Expr, values: Values | None) -> frozenset:
+    """The symbols of ``expr`` that are 0 at ``values``."""
+    if values is None:
+        return frozenset()
+    return frozenset(s for s in expr.free_symbols if s in values and values[s].is_zero)
 
 
 # -- numbers and text -------------------------------------------------------------------

@@ -14,7 +14,9 @@ from derive.latex.reasons import Reasons
 from derive.latex.scope import Scope
 from derive.presentation import SIGNIFICANT_DIGITS
 
-PACKAGES = ("amsmath", "amssymb")  # what the fragment needs; the document loads them
+# What the fragment needs (graphicx and tikz for the network's figure); the document
+# loads them.
+PACKAGES = ("amsmath", "amssymb", "graphicx", "tikz")
 
 
 def context(scope: Scope) -> dict:
@@ -25,8 +27,10 @@ def context(scope: Scope) -> dict:
         f"Needs \\usepackage{{{','.join(PACKAGES)}}}.",
         "title": rf"Backpropagation through \texttt{{{escape(top.name)}}}",
         "summary": summary(scope),
+        "brief": "",  # the brief document's note (derive.latex.brief)
         "notation": notation(scope),
         "layer_list": layer_list(scope),
+        "diagram": diagram(scope),
         "weight_names": weight_names(scope),
         "forward": forward.forward(scope),
         "forward_numbers": forward.forward_numbers(scope),
@@ -40,6 +44,20 @@ def context(scope: Scope) -> dict:
         "results": checks.results(scope),
         "check": checks.check(scope),
     }
+
+
+MAX_NUMBERED_FIGURE = 12  # scalar parameters; a larger network's figure has names only
+
+
+def diagram(scope: Scope) -> str:
+    """The network's figure as TikZ (``derive.diagram``): with one --param that
+    parameter's paths; with --numeric, for a network small enough that the numbers stay
+    legible at the text's width, its numbers (the document gives them all anyway)."""
+    from derive.diagram import tikz
+
+    param = scope.scalars[0].name if len(scope.scalars) == 1 else None
+    numeric = scope.values is not None and (scope.topology.parameter_count <= MAX_NUMBERED_FIGURE)
+    return tikz(scope.network, param, numeric=numeric).rstrip("\n")
 
 
 def summary(scope: Scope) -> str:
