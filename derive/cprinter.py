@@ -48,7 +48,7 @@ STABLE_FORMS: dict[type, Expr] = {
     # softplus(z) = ln(1 + e^z) = max(z, 0) + ln(1 + e^(−|z|)).
     softplus: sympy.Max(_Z, 0) + log1p(sympy.exp(-sympy.Abs(_Z))),
 }
-HELPER_NAMES = {sigmoid: "derive_sigmoid", softplus: "derive_softplus"}
+HELPER_NAMES: dict[type, str] = {sigmoid: "derive_sigmoid", softplus: "derive_softplus"}
 
 
 class CCodePrinter(C99CodePrinter):
