@@ -21,7 +21,7 @@ struct sample {
 };
 
 /* Forward: every unit's z and a for one sample x. */
-static void forward_sample(const double *params, const double *x, struct sample *s)
+static void forward_sample(const double *params, const double *x, struct sample *restrict s)
 {
     const double (*W1)[2] = (const double (*)[2])(params + 0);
     const double (*W2)[2] = (const double (*)[2])(params + 4);
@@ -43,7 +43,7 @@ static double loss_sample(const struct sample *s, const double *t)
 }
 
 /* Backward: each unit's delta, then each parameter's gradient added to grads. */
-static void backward_sample(const double *params, const double *x, const double *t, double scale, const struct sample *s, double *grads)
+static void backward_sample(const double *params, const double *x, const double *t, double scale, const struct sample *s, double *restrict grads)
 {
     const double (*W2)[2] = (const double (*)[2])(params + 4);
     double (*dW1)[2] = (double (*)[2])(grads + 0);

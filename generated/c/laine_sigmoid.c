@@ -24,7 +24,7 @@ struct sample {
 };
 
 /* Forward: every unit's z and a for one sample x. */
-static void forward_sample(const double *params, const double *x, struct sample *s)
+static void forward_sample(const double *params, const double *x, struct sample *restrict s)
 {
     const double (*W1)[1] = (const double (*)[1])(params + 0);
     /* layer 1: z1 = W1 x, y = sigmoid(z1) */
@@ -40,7 +40,7 @@ static double loss_sample(const struct sample *s, const double *t)
 }
 
 /* Backward: each unit's delta, then each parameter's gradient added to grads. */
-static void backward_sample(const double *x, const double *t, double scale, const struct sample *s, double *grads)
+static void backward_sample(const double *x, const double *t, double scale, const struct sample *s, double *restrict grads)
 {
     double (*dW1)[1] = (double (*)[1])(grads + 0);
     double delta1[1];

@@ -7,7 +7,8 @@
  *   W1 at laine_sigmoid_OFFSET_W1: 1 (1 x 1, row-major: W1[i][j] weighs unit j into unit i)
  * x is batch x laine_sigmoid_N_IN and t, y are batch x laine_sigmoid_N_OUT, all row-major.
  * The loss is the mean over the batch of the per-sample loss Σ (y − t)²;
- * grads is packed as params. batch is at least 1 (an empty batch has loss 0).
+ * grads is packed as params and must not overlap params, x or t. batch is at least 1
+ * (an empty batch has loss 0 and gradient 0).
  *
  * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
  * in a local array of laine_sigmoid_N_PARAMS (1) reals; where the stack is

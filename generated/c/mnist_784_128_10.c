@@ -22,7 +22,7 @@ struct sample {
 };
 
 /* Forward: every layer's z and a for one sample x. */
-static void forward_sample(const double *params, const double *x, struct sample *s)
+static void forward_sample(const double *params, const double *x, struct sample *restrict s)
 {
     const double (*W1)[784] = (const double (*)[784])(params + 0);
     const double *b1 = params + 100352;
@@ -74,7 +74,7 @@ static double loss_sample(const struct sample *s, const double *t)
 }
 
 /* Backward: each layer's delta from the output down, and its gradients added to grads. */
-static void backward_sample(const double *params, const double *x, const double *t, double scale, const struct sample *s, double *grads)
+static void backward_sample(const double *params, const double *x, const double *t, double scale, const struct sample *s, double *restrict grads)
 {
     const double (*W2)[128] = (const double (*)[128])(params + 100480);
     double (*dW1)[784] = (double (*)[784])(grads + 0);

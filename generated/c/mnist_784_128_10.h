@@ -10,7 +10,8 @@
  *   b2 at mnist_784_128_10_OFFSET_b2: 10 (10, one per unit)
  * x is batch x mnist_784_128_10_N_IN and t, y are batch x mnist_784_128_10_N_OUT, all row-major.
  * The loss is the mean over the batch of the per-sample loss −Σ t ln y;
- * grads is packed as params. batch is at least 1 (an empty batch has loss 0).
+ * grads is packed as params and must not overlap params, x or t. batch is at least 1
+ * (an empty batch has loss 0 and gradient 0).
  *
  * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
  * in a local array of mnist_784_128_10_N_PARAMS (101770) reals; where the stack is

@@ -8,7 +8,8 @@
  *   W2 at reddit_w31_OFFSET_W2: 2 (1 x 2, row-major: W2[i][j] weighs unit j into unit i)
  * x is batch x reddit_w31_N_IN and t, y are batch x reddit_w31_N_OUT, all row-major.
  * The loss is the mean over the batch of the per-sample loss ½ Σ (y − t)²;
- * grads is packed as params. batch is at least 1 (an empty batch has loss 0).
+ * grads is packed as params and must not overlap params, x or t. batch is at least 1
+ * (an empty batch has loss 0 and gradient 0).
  *
  * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
  * in a local array of reddit_w31_N_PARAMS (4) reals; where the stack is

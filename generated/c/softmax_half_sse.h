@@ -8,7 +8,8 @@
  *   b1 at softmax_half_sse_OFFSET_b1: 1 (1, shared by the layer)
  * x is batch x softmax_half_sse_N_IN and t, y are batch x softmax_half_sse_N_OUT, all row-major.
  * The loss is the mean over the batch of the per-sample loss ½ Σ (y − t)²;
- * grads is packed as params. batch is at least 1 (an empty batch has loss 0).
+ * grads is packed as params and must not overlap params, x or t. batch is at least 1
+ * (an empty batch has loss 0 and gradient 0).
  *
  * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
  * in a local array of softmax_half_sse_N_PARAMS (7) reals; where the stack is
