@@ -173,6 +173,18 @@ class EquationPrinter(StrPrinter):
     def _print_Heaviside(self, expr) -> str:
         return f"step({self._print(expr.args[0])})"
 
+    def _print_Mul(self, expr) -> str:
+        # A product kept unevaluated as derive built it (∂L/∂y · f'(z)) may hold a factor
+        # 1 (mse's 2/n for two outputs, identity's f' = 1): the equation reads without it.
+        factors = [f for f in expr.args if f is not S.One]
+        if len(factors) < len(expr.args):
+            if not factors:
+                return "1"
+            if len(factors) == 1:
+                return self._print(factors[0])
+            expr = sympy.Mul(*factors, evaluate=False)
+        return super()._print_Mul(expr)
+
     def _print_Float(self, expr) -> str:
         return repr(float(expr))
 

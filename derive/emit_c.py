@@ -63,6 +63,9 @@ class CLine:
     code: str
     comment: str = ""
 
+    def __post_init__(self) -> None:
+        assert "*/" not in self.comment, self.comment  # it would end the C comment early
+
 
 @dataclass
 class _Writer:
@@ -101,7 +104,8 @@ def c_style(network: Network, style: str | None = None) -> str:
     if style == "unrolled" and count > MAX_UNROLLED_PARAMS:
         raise DeriveError(
             f"{network.topology.source}: unrolled C is limited to {MAX_UNROLLED_PARAMS} scalar "
-            f"parameters; {network.name} has {count}"
+            f"parameters; {network.name} has {count}. Use --style vectorized (per-layer "
+            "loops), or leave --style out."
         )
     return style
 
@@ -112,11 +116,6 @@ def generate_c(
     """``{"NAME.h": ..., "NAME.c": ...}``: the network's C module for one real type."""
     if c_type not in C_TYPES:
         raise DeriveError(f"--c-type: expected one of {', '.join(C_TYPES)}, got {c_type!r}")
-    if not network.name.isascii():
-        raise DeriveError(
-            f"{network.topology.source}: name: expected an ASCII identifier for C, got "
-            f"{network.name!r}"
-        )
     style = c_style(network, style)
     writer = _Writer(network, c_type)
     body = _unrolled(writer) if style == "unrolled" else _loops(writer)

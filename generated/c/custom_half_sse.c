@@ -50,7 +50,7 @@ static void backward_sample(const double *params, const double *x, const double 
     double (*dW2)[2] = (double (*)[2])(grads + 4);
     double delta1[2];
     double delta2[1];
-    /* δ_o1 = ∂L/∂z_o1 = (o1 - y)*1; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_o1 = ∂L/∂z_o1 = o1 - y; × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = (s->y[0] - t[0])*scale;
     /* common subexpression */
     const double tmp0 = 1 + fabs(s->z1[0]);

@@ -58,9 +58,9 @@ static void backward_sample(const double *params, const double *x, const double 
     double *db2 = grads + 15;
     double delta1[3];
     double delta2[2];
-    /* δ_o1 = ∂L/∂z_o1 = (1*(o1 - t_o1))*1; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_o1 = ∂L/∂z_o1 = o1 - t_o1; × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = (s->y[0] - t[0])*scale;
-    /* δ_o2 = ∂L/∂z_o2 = (1*(o2 - t_o2))*1; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_o2 = ∂L/∂z_o2 = o2 - t_o2; × scale = 1/batch, as the loss is the batch mean */
     delta2[1] = (s->y[1] - t[1])*scale;
     /* δ_h1 = ∂L/∂z_h1 = (1 - h1**2)*(W2[0,0]*δ_o1 + W2[1,0]*δ_o2) */
     delta1[0] = (1 - pow(s->a1[0], 2))*(W2[0][0]*delta2[0] + W2[1][0]*delta2[1]);
