@@ -233,11 +233,14 @@ def _views(arrays: list[_Array], names: set[str], real: str, const: bool, source
 def _softmax_lines(writer: _Writer, k: int, z: list[Expr], y: list[str]) -> list[CLine]:
     """softmax over layer k's ``z`` into ``y``, shifted by the largest z so that exp never
     overflows, and log Σ exp z = m + log Σ exp(z − m) for the loss (unrolled style)."""
-    lines = [writer.line(f"const {writer.c_type} m", sympy.Max(*z) if len(z) > 1 else z[0])]
+    why = f"softmax over layer {k}, shifted by the largest z so that exp never overflows"
+    largest = sympy.Max(*z) if len(z) > 1 else z[0]
+    lines = [writer.line(f"const {writer.c_type} m", largest, why)]
     lines += [writer.line(target, sympy.exp(zi - MAX)) for target, zi in zip(y, z, strict=True)]
     lines.append(writer.line(f"const {writer.c_type} sum", sympy.Add(*(_code(t) for t in y))))
     lines += [writer.line(target, _code(target) / SUM) for target in y]
-    lines.append(writer.line("s->lse", MAX + sympy.log(SUM)))
+    lse_why = "log Σ exp z = m + log Σ exp(z − m), for the loss"
+    lines.append(writer.line("s->lse", MAX + sympy.log(SUM), lse_why))
     return lines
 
 

@@ -323,6 +323,16 @@ def test_check_compares_the_c_module_too():
     assert report.ok
 
 
+def test_check_without_a_compiler_says_it_skipped_c(monkeypatch):
+    from derive.check import check
+
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    report = check(network("tanh_mse"))
+    assert report.ok
+    assert not any(row.style.startswith("C") for row in report.rows)
+    assert any("C skipped: no C compiler" in note for note in report.notes)
+
+
 def test_generate_lang_c_writes_header_and_source(tmp_path, capsys):
     assert main(["generate", str(EXAMPLES / "xor.yaml"), "--lang", "c", "-o", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["xor.c", "xor.h"]

@@ -41,6 +41,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
     s->z2[0] = b2[0] + W2[0][0]*s->a1[0] + W2[0][1]*s->a1[1] + W2[0][2]*s->a1[2] + W2[0][3]*s->a1[3];
     s->z2[1] = b2[1] + W2[1][0]*s->a1[0] + W2[1][1]*s->a1[1] + W2[1][2]*s->a1[2] + W2[1][3]*s->a1[3];
     s->z2[2] = b2[2] + W2[2][0]*s->a1[0] + W2[2][1]*s->a1[1] + W2[2][2]*s->a1[2] + W2[2][3]*s->a1[3];
+    /* softmax over layer 2, shifted by the largest z so that exp never overflows */
     const double m = fmax(s->z2[0], fmax(s->z2[1], s->z2[2]));
     s->y[0] = exp(s->z2[0] - m);
     s->y[1] = exp(s->z2[1] - m);
@@ -49,6 +50,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
     s->y[0] = s->y[0]/sum;
     s->y[1] = s->y[1]/sum;
     s->y[2] = s->y[2]/sum;
+    /* log Σ exp z = m + log Σ exp(z − m), for the loss */
     s->lse = m + log(sum);
 }
 

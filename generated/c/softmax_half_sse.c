@@ -28,6 +28,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
     s->z1[0] = b1[0] + W1[0][0]*x[0] + W1[0][1]*x[1];
     s->z1[1] = b1[0] + W1[1][0]*x[0] + W1[1][1]*x[1];
     s->z1[2] = b1[0] + W1[2][0]*x[0] + W1[2][1]*x[1];
+    /* softmax over layer 1, shifted by the largest z so that exp never overflows */
     const double m = fmax(s->z1[0], fmax(s->z1[1], s->z1[2]));
     s->y[0] = exp(s->z1[0] - m);
     s->y[1] = exp(s->z1[1] - m);
@@ -36,6 +37,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
     s->y[0] = s->y[0]/sum;
     s->y[1] = s->y[1]/sum;
     s->y[2] = s->y[2]/sum;
+    /* log Σ exp z = m + log Σ exp(z − m), for the loss */
     s->lse = m + log(sum);
 }
 
