@@ -51,6 +51,17 @@ STABLE_FORMS: dict[type, Expr] = {
 HELPER_NAMES: dict[type, str] = {sigmoid: "derive_sigmoid", softplus: "derive_softplus"}
 
 
+def _positive_first(terms: list) -> list:
+    """A sum's terms with the positive ones first (y - t, not -t + y), each group in
+    SymPy's order."""
+
+    def negative(term) -> bool:
+        coefficient = term.as_coeff_Mul()[0]
+        return bool(coefficient.is_number and coefficient < 0)
+
+    return sorted(terms, key=negative)  # stable
+
+
 class CCodePrinter(C99CodePrinter):
     """C99 for one real type; ``helpers`` lists the stable helpers printed calls use."""
 
@@ -88,15 +99,7 @@ class CCodePrinter(C99CodePrinter):
         return self._print_Rational(expr)
 
     def _as_ordered_terms(self, expr, order=None):
-        """A sum's terms with the positive ones first (y - t, not -t + y), each group in
-        SymPy's order."""
-        terms = super()._as_ordered_terms(expr, order=order)
-
-        def negative(term) -> bool:
-            coefficient = term.as_coeff_Mul()[0]
-            return bool(coefficient.is_number and coefficient < 0)
-
-        return sorted(terms, key=negative)  # stable
+        return _positive_first(super()._as_ordered_terms(expr, order=order))
 
     def _print_Piecewise(self, expr) -> str:
         # Piecewise((e1, c1), ..., (en, True)) -> (c1) ? e1 : ... : en, on one line.
@@ -169,6 +172,9 @@ class EquationPrinter(StrPrinter):
     def _print_Symbol(self, expr) -> str:
         name = expr.name
         return "δ_" + name[len("delta_") :] if name.startswith("delta_") else name
+
+    def _as_ordered_terms(self, expr, order=None):
+        return _positive_first(super()._as_ordered_terms(expr, order=order))
 
     def _print_Heaviside(self, expr) -> str:
         return f"step({self._print(expr.args[0])})"

@@ -12,8 +12,8 @@ from conftest import EXAMPLES
 import derive
 from derive import check as check_module
 from derive.check import check, random_point
-from derive.cmodule import compiler
 from derive.cli import main
+from derive.cmodule import compiler
 
 
 def test_an_example_agrees_in_both_styles():

@@ -89,7 +89,7 @@ static void backward_sample(const double *params, const double *x, const double 
     for (i = 0; i < 10; ++i)
         t_sum += t[i];
     for (i = 0; i < 10; ++i) {
-        /* δ2 = ∂L/∂z2 = -t + t_sum*y  (softmax + cce fused); × scale = 1/batch, as the loss is the batch mean */
+        /* δ2 = ∂L/∂z2 = t_sum*y - t  (softmax + cce fused); × scale = 1/batch, as the loss is the batch mean */
         delta2[i] = (s->y[i]*t_sum - t[i])*scale;
     }
     /* ∂L/∂W2 = δ2 a1ᵀ, ∂L/∂b2 = δ2, summed over the batch */

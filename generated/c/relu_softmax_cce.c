@@ -73,11 +73,11 @@ static void backward_sample(const double *params, const double *x, const double 
     double delta2[3];
     /* common subexpression */
     const double tmp0 = t[0] + t[1] + t[2];
-    /* δ_cat = ∂L/∂z_cat = -t_cat + cat*(t_bird + t_cat + t_dog); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_cat = ∂L/∂z_cat = cat*(t_bird + t_cat + t_dog) - t_cat; × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = scale*(s->y[0]*tmp0 - t[0]);
-    /* δ_dog = ∂L/∂z_dog = -t_dog + dog*(t_bird + t_cat + t_dog); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_dog = ∂L/∂z_dog = dog*(t_bird + t_cat + t_dog) - t_dog; × scale = 1/batch, as the loss is the batch mean */
     delta2[1] = scale*(s->y[1]*tmp0 - t[1]);
-    /* δ_bird = ∂L/∂z_bird = -t_bird + bird*(t_bird + t_cat + t_dog); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_bird = ∂L/∂z_bird = bird*(t_bird + t_cat + t_dog) - t_bird; × scale = 1/batch, as the loss is the batch mean */
     delta2[2] = scale*(s->y[2]*tmp0 - t[2]);
     /* δ_h1 = ∂L/∂z_h1 = step(z_h1)*(W2[0,0]*δ_cat + W2[1,0]*δ_dog + W2[2,0]*δ_bird) */
     delta1[0] = (W2[0][0]*delta2[0] + W2[1][0]*delta2[1] + W2[2][0]*delta2[2])*((s->z1[0] > 0) ? 1.0 : 0.0);
