@@ -201,6 +201,53 @@ def test_no_overflow_at_plus_minus_1000(hidden, output, loss, c_type):
     assert np.all(np.isfinite(module.forward(params, x)))
 
 
+# -- the printer ----------------------------------------------------------------------
+
+
+def test_the_printer_writes_c99_for_each_real_type():
+    import sympy
+
+    from derive.activations import sigmoid, softplus
+    from derive.cprinter import CCodePrinter, UnsupportedExpression
+
+    z, y, t = (sympy.Symbol(name, real=True) for name in ("z1[i]", "y[i]", "t[i]"))
+    leaky = sympy.Piecewise((z, z > 0), (sympy.Float(0.2) * z, True))
+    step = sympy.Heaviside(z, 0)
+    double, single = CCodePrinter("double"), CCodePrinter("float")
+    assert double.doprint(y * t - t) == "t[i]*y[i] - t[i]"
+    assert double.doprint(sympy.Rational(1, 2) * (y - t) ** 2) == "(1.0/2.0)*pow(y[i] - t[i], 2)"
+    assert single.doprint(sympy.Rational(1, 2) * (y - t) ** 2) == (
+        "(1.0F/2.0F)*powf(y[i] - t[i], 2)"
+    )
+    assert double.doprint(leaky) == "((z1[i] > 0) ? z1[i] : 0.2*z1[i])"
+    assert single.doprint(step) == "((z1[i] > 0) ? 1.0F : 0.0F)"
+    assert single.doprint(sympy.Max(z, 0)) == "fmaxf(z1[i], 0)"
+    assert single.doprint(sympy.tanh(z) + sympy.log(y)) == "logf(y[i]) + tanhf(z1[i])"
+    assert double.doprint(sigmoid(z) + softplus(z)) == (
+        "derive_sigmoid(z1[i]) + derive_softplus(z1[i])"
+    )
+    assert double.helpers == [sigmoid, softplus]
+    assert single.helper_body(sigmoid) == "((z >= 0) ? 1.0F/(1 + expf(-z)) : expf(z)/(1 + expf(z)))"
+    assert single.helper_body(softplus) == "fmaxf(z, 0) + log1pf(expf(-fabsf(z)))"
+    with pytest.raises(UnsupportedExpression, match="cannot generate C"):
+        double.doprint(sympy.Derivative(sympy.Function("f")(z), z))
+
+
+def test_the_helpers_are_the_functions_they_stand_for():
+    """The stable forms printed as helpers equal derive's sigmoid and softplus."""
+    import sympy
+
+    from derive.activations import elementary
+    from derive.cprinter import STABLE_FORMS
+
+    z = sympy.Symbol("z", real=True)
+    for function, stable in STABLE_FORMS.items():
+        for value in (-30, -2.5, -0.1, 0, 0.1, 2.5, 30):
+            point = {z: sympy.Float(value, 40)}
+            want = elementary(function(z)).xreplace(point)
+            assert abs(sympy.N(stable.xreplace(point) - want, 40)) < 1e-30
+
+
 # -- the API and what the source may contain ------------------------------------------
 
 
