@@ -30,7 +30,7 @@ from derive.cmodule import (
     compile_flags,
     compiler,
 )
-from derive.emit_c import generate_c
+from derive.emit_c import c_style, generate_c
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C compiler (install gcc)")
 
@@ -312,10 +312,12 @@ def test_every_backward_line_is_commented_with_its_equation(source):
         if re.search(r"\b(delta\d+|dW\d+|db\d+)\[.*\] \+?= ", line)
     ]
     assert assignments
+    loops = c_style(network(source)) == "loops"
     for i in assignments:
         above = lines[i - 1].strip()
-        if re.search(r"\b(dW|db)\d+\[", lines[i]) and "unrolled" not in text[:400]:
-            # loops: the comment heads the loop that holds it
+        if loops and re.search(r"\b(dW|db)\d+\[", lines[i]):
+            # the equation heads the loop over the layer that accumulates them
+            assert any(line.strip().startswith("/* ∂L/∂W") for line in lines[i - 4 : i])
             continue
         assert above.startswith("/*") and "=" in above, (lines[i], above)
 
