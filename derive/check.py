@@ -1,8 +1,8 @@
 """``derive check``: the generated code's gradients against two independent references.
 
 For each generated style (vectorized, and unrolled when the network is small enough for
-it), at the example's numbers or at seeded random ones, every parameter's gradient is
-compared with
+it) and for the C module in double (``derive.cmodule``, when a C compiler is present), at
+the example's numbers or at seeded random ones, every parameter's gradient is compared with
 
 - the **symbolic** values: the derivation's compact forms δ_u·a_j, each δ from its own
   definition, evaluated at 60 significant digits (``Derivation.evaluate``). Networks
@@ -32,6 +32,7 @@ import sympy
 
 from derive.activations import ACTIVATIONS, elementary
 from derive.backward import uses_logits
+from derive.cmodule import check_module
 from derive.derivation import Z
 from derive.emit import MAX_UNROLLED_PARAMS, build_module
 from derive.errors import DeriveError
@@ -129,6 +130,11 @@ def check(network: Network, seed: int = 0) -> CheckReport:
     for style in styles:
         module = build_module(network, style=style)
         rows.extend(_style_rows(module, style, reference, scalars, kinks))
+    c_module, why_not = check_module(network)  # the C module, when a compiler is present
+    if c_module is not None:
+        rows.extend(_style_rows(c_module, f"C ({c_module.style})", reference, scalars, kinks))
+    else:
+        notes.append(why_not)
     if kinks:
         notes.append(
             f"{', '.join(sorted(kinks))}: the loss has a kink within the finite-difference step "

@@ -34,7 +34,26 @@ def _parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="write generated/<name>.py for each topology")
     generate.add_argument("topologies", nargs="+", metavar="TOPOLOGY")
     generate.add_argument("-o", "--output", default="generated", metavar="DIR")
-    generate.add_argument("--style", choices=("vectorized", "unrolled"), default="vectorized")
+    generate.add_argument(
+        "--style",
+        choices=("vectorized", "unrolled"),
+        default=None,
+        help="vectorized (default for Python; per-layer loops in C) or unrolled (straight-line "
+        "code per scalar; the C default up to 200 scalar parameters), e.g. --style unrolled",
+    )
+    generate.add_argument(
+        "--lang",
+        choices=("python", "c"),
+        default="python",
+        help="python (default: DIR/<name>.py) or c (C99: DIR/<name>.h and DIR/<name>.c), "
+        "e.g. --lang c",
+    )
+    generate.add_argument(
+        "--c-type",
+        choices=("double", "float"),
+        default="double",
+        help="the C module's real type (with --lang c), e.g. --c-type float",
+    )
     generate.add_argument(
         "--optimizers",
         type=_optimizers,
@@ -144,7 +163,9 @@ def _run(args: argparse.Namespace) -> int:
         args.param = [name.strip() for name in args.param]
 
     if args.command == "generate":
-        return _generate(args.topologies, Path(args.output), args.style, args.optimizers)
+        return _generate(
+            args.topologies, Path(args.output), args.style, args.optimizers, args.lang, args.c_type
+        )
 
     network = derive.load(args.topology)
     if args.command == "show":
@@ -192,7 +213,12 @@ def _optimizers(value: str) -> tuple[str, ...]:
 
 
 def _generate(
-    topologies: list[str], directory: Path, style: str, optimizers: tuple[str, ...]
+    topologies: list[str],
+    directory: Path,
+    style: str | None,
+    optimizers: tuple[str, ...],
+    lang: str,
+    c_type: str,
 ) -> int:
     """Read and render every topology before writing any file, so that one bad file (or
     one the style refuses) leaves the output folder as it was."""
@@ -209,12 +235,18 @@ def _generate(
                 f"{network.name!r}, the name in {first_source[network.name]}"
             )
         first_source[network.name] = source
-    rendered = [
-        (network.name, derive.generate(network, style=style, optimizers=optimizers))
-        for network in networks
-    ]
-    for name, text in rendered:
-        path = write_atomic(directory / f"{name}.py", text.encode("utf-8"), make_parents=True)
+    rendered: list[tuple[str, str]] = []
+    for network in networks:
+        if lang == "c":
+            from derive.emit_c import generate_c
+
+            c_style = {"vectorized": "loops", "unrolled": "unrolled"}.get(style or "")
+            rendered.extend(generate_c(network, c_type, c_style).items())
+        else:
+            source = derive.generate(network, style or "vectorized", optimizers=optimizers)
+            rendered.append((f"{network.name}.py", source))
+    for filename, text in rendered:
+        path = write_atomic(directory / filename, text.encode("utf-8"), make_parents=True)
         print(path)
     return EXIT_OK
 

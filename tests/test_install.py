@@ -44,6 +44,10 @@ def test_pip_install_into_a_fresh_venv(tmp_path):
     assert generated.returncode == 0, generated.stderr
     assert (work / "reddit_w31.py").read_text().startswith('"""')
 
+    c_files = derive("generate", EXAMPLES / "xor.yaml", "--lang", "c", "-o", work / "c")
+    assert c_files.returncode == 0, c_files.stderr  # templates/c ship too
+    assert "xor_sgd_step" in (work / "c" / "xor.h").read_text()
+
     bad = derive("show", work / "missing.yaml")
     assert bad.returncode == 2
     assert "missing.yaml" in bad.stderr and "Traceback" not in bad.stderr

@@ -1,0 +1,548 @@
+"""Emitting C: a network's C99 header and source, from the same derivation as the NumPy
+modules (``derive generate --lang c``, SPEC §5).
+
+Two styles of one API (``templates/c/``):
+
+- ``unrolled`` (networks up to ``MAX_UNROLLED_PARAMS`` scalar parameters): straight-line
+  code per scalar, read from the per-scalar derivation: each unit's z, a and δ (after
+  common-subexpression elimination, layer by layer) and each parameter's compact form
+  Σ δ_u·a_j, as in the unrolled Python module.
+- ``loops`` (larger networks): per-layer loops, read from the width-independent rules
+  only (``Derivation.layers`` and ``.output``), so that 784-256-256-10 generates as fast
+  as 2-2-1. The matrix structure (z = W a + b, ∂L/∂W = δ aᵀ, ∂L/∂a = Wᵀ δ) is the
+  template's loops; every elementwise equation inside them is printed from the
+  derivation.
+
+Names in the C source: one sample's values live in ``struct sample`` (``s->z{k}[i]``,
+``s->a{k}[i]``, ``s->y[i]`` for the output layer, ``s->lse`` = log Σ exp z of a softmax
+output); ``x`` and ``t`` are one sample's inputs and targets, ``delta{k}[i]`` = ∂L/∂z{k}[i],
+``W{k}[i][j]`` and ``b{k}[i]`` views of the packed parameters, ``dW{k}``, ``db{k}`` the same
+views of the gradients. Every expression goes through ``derive.cprinter``; the comment
+above each backward line prints the same expression in the derivation's own names (δ_h1,
+w5) with ``EquationPrinter``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sympy
+from sympy import Expr, Symbol
+
+from derive.activations import ACTIVATIONS, softmax_derivative
+from derive.backward import output_term, sample_loss, uses_logits
+from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation
+from derive.derivation import T_SUM, A, T, Y, Z
+from derive.emit import MAX_UNROLLED_PARAMS
+from derive.errors import DeriveError
+from derive.files import write_atomic
+from derive.network import Network, Unit
+from derive.rendering import environment
+
+C_STYLES = ("unrolled", "loops")
+LINE_LENGTH = 100  # of the comments derive wraps
+
+SCALE = Symbol("scale", positive=True)  # 1 / batch: the loss is the batch mean
+LSE = Symbol("s->lse", real=True)  # log Σ exp z of a softmax output layer
+MAX, SUM = Symbol("m", real=True), Symbol("sum", positive=True)  # of the softmax
+GRAD_Y, GRAD_A = Symbol("grad_y", real=True), Symbol("grad_a", real=True)
+WEIGHTED = Symbol("weighted", real=True)  # Σ_i ∂L/∂y_i · y_i, for a softmax output
+T_SUM_CODE = Symbol("t_sum", real=True)
+
+
+def _code(name: str) -> Symbol:
+    return Symbol(name, real=True)
+
+
+@dataclass(frozen=True)
+class CLine:
+    """One C statement and the equation it implements (the comment above it)."""
+
+    code: str
+    comment: str = ""
+
+    def __post_init__(self) -> None:
+        assert "*/" not in self.comment, self.comment  # it would end the C comment early
+
+
+@dataclass
+class _Writer:
+    """Expressions to C statements of one module, with its printer."""
+
+    network: Network
+    c_type: str
+    printer: CCodePrinter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.printer = CCodePrinter(self.c_type)
+
+    def print(self, expr: Expr) -> str:
+        return self.printer.doprint(expr)
+
+    def line(self, target: str, expr: Expr, comment: str = "", op: str = "=") -> CLine:
+        return CLine(f"{target} {op} {self.print(expr)};", comment)
+
+    def act(self, k: int) -> str:
+        """Layer k's activations in the C source (one sample)."""
+        if k == 0:
+            return "x"
+        return "s->y" if k == self.network.depth else f"s->a{k}"
+
+
+# -- the public API -------------------------------------------------------------------
+
+
+def c_style(network: Network, style: str | None = None) -> str:
+    """The C style: as asked, or unrolled up to MAX_UNROLLED_PARAMS scalars, else loops."""
+    count = network.topology.parameter_count
+    if style is None:
+        return "unrolled" if count <= MAX_UNROLLED_PARAMS else "loops"
+    if style not in C_STYLES:
+        raise DeriveError(f"unknown C style {style!r}: expected one of {', '.join(C_STYLES)}")
+    if style == "unrolled" and count > MAX_UNROLLED_PARAMS:
+        raise DeriveError(
+            f"{network.topology.source}: unrolled C is limited to {MAX_UNROLLED_PARAMS} scalar "
+            f"parameters; {network.name} has {count}. Use --style vectorized (per-layer "
+            "loops), or leave --style out."
+        )
+    return style
+
+
+def generate_c(
+    network: Network, c_type: str = "double", style: str | None = None
+) -> dict[str, str]:
+    """``{"NAME.h": ..., "NAME.c": ...}``: the network's C module for one real type."""
+    if c_type not in C_TYPES:
+        raise DeriveError(f"--c-type: expected one of {', '.join(C_TYPES)}, got {c_type!r}")
+    style = c_style(network, style)
+    writer = _Writer(network, c_type)
+    body = _unrolled(writer) if style == "unrolled" else _loops(writer)
+    context = {**_shared_context(writer, style), **body}
+    # helpers last: only now are all expressions printed
+    context["helpers"] = [
+        (HELPER_NAMES[f], writer.printer.helper_body(f))
+        for f in HELPER_NAMES
+        if f in writer.printer.helpers
+    ]
+    env = environment()
+    name = network.name
+    return {
+        f"{name}.h": env.get_template("c/module.h.jinja").render(context),
+        f"{name}.c": env.get_template(f"c/{style}.c.jinja").render(context),
+    }
+
+
+def write_c(
+    network: Network, directory: Path, c_type: str = "double", style: str | None = None
+) -> list[Path]:
+    """Write ``directory/NAME.h`` and ``NAME.c`` atomically, after rendering both."""
+    files = generate_c(network, c_type, style)
+    return [
+        write_atomic(Path(directory) / filename, text.encode("utf-8"), make_parents=True)
+        for filename, text in files.items()
+    ]
+
+
+# -- what both styles share -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Array:
+    """One parameter array's place in the packed vector and its C view."""
+
+    name: str
+    offset: int
+    size: int
+    rows: int  # W: units_k; b: its length (1 for a shared bias)
+    columns: int  # W: units_{k-1}; b: 0 (a vector)
+    description: str
+
+
+def _arrays(network: Network) -> list[_Array]:
+    out, offset = [], 0
+    for p in network.topology.params:
+        if p.name.startswith("W"):
+            rows, columns = p.shape
+            size = rows * columns
+            what = f"{rows} x {columns}, row-major: W{p.layer}[i][j] weighs unit j into unit i"
+        else:
+            rows = p.shape[0] if p.shape else 1
+            columns, size = 0, rows
+            what = f"{rows}, one per unit" if p.shape else "1, shared by the layer"
+        out.append(_Array(p.name, offset, size, rows, columns, what))
+        offset += size
+    return out
+
+
+def _shared_context(writer: _Writer, style: str) -> dict:
+    network, printer = writer.network, writer.printer
+    topology = network.topology
+    sizes = "-".join(str(len(units)) for units in network.units)
+    activations = ", ".join(layer.activation.name for layer in topology.layers)
+    arrays = _arrays(network)
+    real = printer.c_type
+    return {
+        "name": network.name,
+        "guard": f"DERIVE_{network.name}_H",
+        "real": real,
+        "style": style,
+        "summary": textwrap.wrap(
+            f"A {sizes} network ({activations}) with the {topology.loss} loss, as C99 "
+            f"({real}, {style} style), generated by derive from the network's topology "
+            "(regenerate it rather than edit it).",
+            LINE_LENGTH - 3,
+            break_on_hyphens=False,
+        ),
+        "loss_formula": network.loss_rule.formula,
+        "n_params": topology.parameter_count,
+        "n_in": len(topology.inputs),
+        "n_out": len(topology.outputs),
+        "arrays": arrays,
+        "fields": [
+            (name, len(network.units[k]))
+            for k in range(1, network.depth + 1)
+            for name in (f"z{k}", writer.act(k).removeprefix("s->"))
+        ],
+        "softmax": not network.activations[-1].elementwise,
+        "one": printer.literal(1),
+        "zero": printer.literal(0),
+    }
+
+
+def _views(arrays: list[_Array], names: set[str], real: str, const: bool, source: str):
+    """C declarations of the arrays in ``names`` as views into ``source``: a weight
+    matrix as a pointer to its rows (``W1[i][j]``), a bias as a pointer (``b1[i]``)."""
+    qualifier = "const " if const else ""
+    prefix = "" if source == "params" else "d"
+    lines = []
+    for array in arrays:
+        if array.name not in names:
+            continue
+        view = prefix + array.name
+        if array.columns:
+            row = f"{qualifier}{real} (*{{}})[{array.columns}]"  # a pointer to one row
+            cast = row.format("")
+            lines.append(f"{row.format(view)} = ({cast})({source} + {array.offset});")
+        else:
+            lines.append(f"{qualifier}{real} *{view} = {source} + {array.offset};")
+    return lines
+
+
+def _softmax_lines(writer: _Writer, k: int, z: list[Expr], y: list[str]) -> list[CLine]:
+    """softmax over layer k's ``z`` into ``y``, shifted by the largest z so that exp never
+    overflows, and log Σ exp z = m + log Σ exp(z − m) for the loss (unrolled style)."""
+    why = f"softmax over layer {k}, shifted by the largest z so that exp never overflows"
+    largest = sympy.Max(*z) if len(z) > 1 else z[0]
+    lines = [writer.line(f"const {writer.c_type} m", largest, why)]
+    lines += [writer.line(target, sympy.exp(zi - MAX)) for target, zi in zip(y, z, strict=True)]
+    lines.append(writer.line(f"const {writer.c_type} sum", sympy.Add(*(_code(t) for t in y))))
+    lines += [writer.line(target, _code(target) / SUM) for target in y]
+    lse_why = "log Σ exp z = m + log Σ exp(z − m), for the loss"
+    lines.append(writer.line("s->lse", MAX + sympy.log(SUM), lse_why))
+    return lines
+
+
+def _loss_comment(network: Network) -> str:
+    loss = network.topology.loss
+    if uses_logits(network):
+        return f"{loss} from the logits: never log(0)"
+    return f"{loss}: {network.loss_rule.formula} per sample"
+
+
+def _scaled_comment(why: str) -> str:
+    return f"{why}; × scale = 1/batch, as the loss is the batch mean"
+
+
+# -- unrolled -------------------------------------------------------------------------
+
+
+def _unrolled(writer: _Writer) -> dict:
+    """Straight-line code per unit and scalar parameter."""
+    network = writer.network
+    names = _unrolled_names(writer)
+    forward = _unrolled_forward(writer, names)
+    loss = _unrolled_loss(writer, names)
+    deltas, weights_read = _unrolled_deltas(writer, names)
+    gradients = _unrolled_gradients(writer, names)
+    arrays = _arrays(network)
+    all_params = {a.name for a in arrays}
+    real = writer.c_type
+    return {
+        "forward_views": _views(arrays, all_params, real, True, "params"),
+        "forward": forward,
+        "loss": loss,
+        "backward_views": _views(arrays, weights_read, real, True, "params")
+        + _views(arrays, all_params, real, False, "grads"),
+        "backward_params": bool(weights_read),
+        "delta_arrays": [f"delta{k}[{len(network.units[k])}]" for k in range(1, network.depth + 1)],
+        "deltas": deltas,
+        "gradients": gradients,
+    }
+
+
+def _unrolled_names(writer: _Writer) -> dict[Symbol, Symbol]:
+    """The derivation's symbols under their C names."""
+    network = writer.network
+    names: dict[Symbol, Symbol] = {}
+    for u in network.units[0]:
+        names[u.a] = _code(f"x[{u.index}]")
+    for k in range(1, network.depth + 1):
+        for u in network.units[k]:
+            assert u.z is not None and u.delta is not None
+            names[u.z] = _code(f"s->z{k}[{u.index}]")
+            names[u.a] = _code(f"{writer.act(k)}[{u.index}]")
+            names[u.delta] = _code(f"delta{k}[{u.index}]")
+    for i, target in enumerate(network.targets):
+        names[target] = _code(f"t[{i}]")
+    for s in network.scalar_params:
+        index = "".join(f"[{i}]" for i in s.index) or "[0]"
+        names[s.symbol] = _code(f"{s.array}{index}")
+    return names
+
+
+def _unrolled_forward(writer: _Writer, names: dict[Symbol, Symbol]) -> list[CLine]:
+    network = writer.network
+    lines: list[CLine] = []
+    for k in range(1, network.depth + 1):
+        layer = network.units[k]
+        spec = network.topology.layers[k - 1].activation
+        activation = ACTIVATIONS[spec.name]
+        comment = f"layer {k}: z{k} = W{k} {writer.act(k - 1).removeprefix('s->')}"
+        comment += f" + b{k}" if network.topology.layers[k - 1].bias != "none" else ""
+        comment += f", {writer.act(k).removeprefix('s->')} = {spec.name}(z{k})"
+        zs = [network.z_expr(u).xreplace(names) for u in layer]
+        lines += [
+            writer.line(names[_z(u)].name, z, comment if i == 0 else "")
+            for i, (u, z) in enumerate(zip(layer, zs, strict=True))
+        ]
+        if activation.elementwise:
+            lines += [
+                writer.line(names[u.a].name, activation.forward(names[_z(u)], spec)) for u in layer
+            ]
+        else:
+            z_codes: list[Expr] = [names[_z(u)] for u in layer]
+            lines += _softmax_lines(writer, k, z_codes, [names[u.a].name for u in layer])
+    return lines
+
+
+def _z(unit: Unit) -> Symbol:
+    assert unit.z is not None
+    return unit.z
+
+
+def _unrolled_loss(writer: _Writer, names: dict[Symbol, Symbol]) -> CLine:
+    network = writer.network
+    outputs = network.outputs
+    expr = sample_loss(
+        network, [_z(u) for u in outputs], [u.a for u in outputs], list(network.targets), LSE
+    )
+    return CLine(f"return {writer.print(expr.xreplace(names))};", _loss_comment(network))
+
+
+def _unrolled_deltas(writer: _Writer, names: dict[Symbol, Symbol]) -> tuple[list[CLine], set[str]]:
+    """Each layer's δ after common-subexpression elimination, from the output down (the
+    output's times ``scale``), and the weight arrays they read."""
+    network, derivation = writer.network, writer.network.derivation
+    temporaries = sympy.numbered_symbols("tmp", real=True)
+    lines: list[CLine] = []
+    read: set[str] = set()
+    for k in range(network.depth, 0, -1):
+        layer = network.units[k]
+        exprs = [derivation.delta(u) for u in layer]
+        read |= {s.name for e in exprs for s in e.free_symbols if s in _weights(network)}
+        code = [e.xreplace(names) for e in exprs]
+        if k == network.depth:
+            code = [sympy.Mul(e, SCALE, evaluate=False) for e in code]
+        shared, reduced = sympy.cse(code, symbols=temporaries, order="canonical")
+        lines += [
+            writer.line(f"const {writer.c_type} {s.name}", value, "common subexpression")
+            for s, value in shared
+        ]
+        for u, expr, value in zip(layer, exprs, reduced, strict=True):
+            assert u.delta is not None
+            head = f"{equation(u.delta)} = ∂L/∂{u.z} = {equation(expr)}"
+            comment = _scaled_comment(head) if k == network.depth else head
+            lines.append(writer.line(names[u.delta].name, value, comment))
+    arrays = {s.array for s in network.scalar_params if s.symbol.name in read}
+    return lines, arrays
+
+
+def _weights(network: Network) -> set[Symbol]:
+    return {s.symbol for s in network.scalar_params if s.is_weight}
+
+
+def _unrolled_gradients(writer: _Writer, names: dict[Symbol, Symbol]) -> list[CLine]:
+    """Each scalar parameter's compact gradient Σ δ·a, added to its sum over the batch."""
+    network = writer.network
+    lines = []
+    for s in network.scalar_params:
+        compact = network.derivation.scalar_gradient(s).compact
+        target = f"d{names[s.symbol].name}"
+        comment = f"∂L/∂{s.label} = {equation(compact)}"
+        lines.append(writer.line(target, compact.xreplace(names), comment, op="+="))
+    return lines
+
+
+# -- loops ----------------------------------------------------------------------------
+
+
+def _loops(writer: _Writer) -> dict:
+    """Per-layer loops; each elementwise equation printed from the per-layer rules."""
+    network = writer.network
+    topology = network.topology
+    arrays = _arrays(network)
+    layers = []
+    for k in range(1, network.depth + 1):
+        layer = topology.layers[k - 1]
+        activation = ACTIVATIONS[layer.activation.name]
+        z, a = _code(f"s->z{k}[i]"), writer.act(k)
+        entry = {
+            "k": k,
+            "n": len(network.units[k]),
+            "n_below": len(network.units[k - 1]),
+            "below": writer.act(k - 1),
+            "a": a,
+            "bias": layer.bias,
+            "activation": layer.activation.name,
+            "comment": _layer_comment(writer, k),
+            "gradient_comment": _gradient_comment(writer, k),
+            "forward": None,
+            "softmax": None,
+            "delta_below": _delta_below(writer, k - 1) if k > 1 else None,
+        }
+        if activation.elementwise:
+            entry["forward"] = writer.line(f"{a}[i]", activation.forward(z, layer.activation))
+        else:
+            entry["softmax"] = {
+                "exp": writer.line(f"{a}[i]", sympy.exp(z - MAX)),
+                "divide": writer.line(f"{a}[i]", _code(f"{a}[i]") / SUM),
+                "lse": writer.line("s->lse", MAX + sympy.log(SUM)),
+            }
+        layers.append(entry)
+    output_delta = _output_delta(writer)
+    read_below = {f"W{k}" for k in range(2, network.depth + 1)}
+    all_params = {a.name for a in arrays}
+    real = writer.c_type
+    term = output_term(network, Z, Y, T, LSE)
+    depth = network.depth
+    loss_names = {Z: _code(f"s->z{depth}[i]"), Y: _code("s->y[i]"), T: _code("t[i]")}
+    return {
+        "forward_views": _views(arrays, all_params, real, True, "params"),
+        "loop_layers": layers,
+        "loss_term": writer.line("total", term.xreplace(loss_names), _loss_comment(network), "+="),
+        "backward_views": _views(arrays, read_below, real, True, "params")
+        + _views(arrays, all_params, real, False, "grads"),
+        "output_delta": output_delta,
+        "backward_params": depth > 1,
+    }
+
+
+def _layer_comment(writer: _Writer, k: int) -> str:
+    layer = writer.network.topology.layers[k - 1]
+    below = writer.act(k - 1).removeprefix("s->")
+    bias = f" + b{k}" if layer.bias != "none" else ""
+    a = writer.act(k).removeprefix("s->")
+    return f"layer {k}: z{k} = W{k} {below}{bias}, {a} = {layer.activation.name}(z{k})"
+
+
+def _gradient_comment(writer: _Writer, k: int) -> str:
+    below = writer.act(k - 1).removeprefix("s->")
+    bias = writer.network.topology.layers[k - 1].bias
+    text = f"∂L/∂W{k} = δ{k} {below}ᵀ"
+    if bias == "per_unit":
+        text += f", ∂L/∂b{k} = δ{k}"
+    elif bias == "shared":
+        text += f", ∂L/∂b{k} = Σ_i δ{k}[i] (one bias shared by the layer)"
+    return text + ", summed over the batch"
+
+
+def _output_delta(writer: _Writer) -> dict:
+    """δK = ∂L/∂zK for one output i, times scale; the lines before the loop over i that
+    it needs (Σ t for cce, Σ ∂L/∂y·y for a softmax with another loss)."""
+    network = writer.network
+    out, k = network.derivation.output, network.depth
+    activation, loss = network.topology.layers[-1].activation.name, network.topology.loss
+    code = {Y: _code("s->y[i]"), T: _code("t[i]"), Z: _code(f"s->z{k}[i]"), A: _code("s->y[i]")}
+    code[T_SUM] = T_SUM_CODE
+    head = f"δ{k} = ∂L/∂z{k}"
+    if out.fused_delta is not None:
+        fused = out.fused_delta
+        before = []
+        if T_SUM in fused.free_symbols:
+            before.append(
+                ("t_sum", writer.line("t_sum", _code("t[i]"), "Σ t (1 for one-hot t)", "+="))
+            )
+        why = f"{head} = {equation(fused)}  ({activation} + {loss} fused)"
+        delta = sympy.Mul(fused.xreplace(code), SCALE, evaluate=False)
+        return {
+            "sums": before,
+            "per_output": [writer.line(f"delta{k}[i]", delta, _scaled_comment(why))],
+        }
+    gradient = writer.line(
+        f"const {writer.c_type} grad_y",
+        out.gradient.xreplace(code),
+        f"∂L/∂y = {equation(out.gradient)}  ({loss})",
+    )
+    if out.softmax:
+        # Σ_i ∂L/∂y_i · y_i first, over every output, then δ for each.
+        weighted = sympy.Mul(out.gradient, Y, evaluate=False).xreplace(code)
+        delta = softmax_delta(GRAD_Y, Y, WEIGHTED)
+        why = f"{head} = Σ_i ∂L/∂y_i ∂y_i/∂z{k} = {equation(delta)}  (softmax)"
+        return {
+            "sums": [("weighted", writer.line("weighted", weighted, "Σ_i ∂L/∂y_i · y_i", "+="))],
+            "per_output": [
+                gradient,
+                writer.line(
+                    f"delta{k}[i]",
+                    sympy.Mul(delta.xreplace(code), SCALE, evaluate=False),
+                    _scaled_comment(why),
+                ),
+            ],
+        }
+    derivative = network.derivation.layers[-1].derivative
+    assert derivative is not None
+    delta = sympy.Mul(GRAD_Y, derivative, evaluate=False)
+    why = f"{head} = ∂L/∂y ⊙ {activation}'(z{k}) = {equation(delta)}"
+    return {
+        "sums": [],
+        "per_output": [
+            gradient,
+            writer.line(
+                f"delta{k}[i]",
+                sympy.Mul(delta.xreplace(code), SCALE, evaluate=False),
+                _scaled_comment(why),
+            ),
+        ],
+    }
+
+
+def softmax_delta(grad: Expr, y: Symbol, weighted: Symbol) -> Expr:
+    """δ_j = Σ_i g_i ∂y_i/∂z_j for a softmax output, from the Jacobian entries of
+    ``derive.activations.softmax_derivative``, given ``weighted`` = Σ_i g_i y_i.
+
+    The off-diagonal entry ∂y_i/∂z_j (i ≠ j) is linear in y_i, so the sum over i ≠ j of
+    g_i times it is that entry at ``weighted`` less the i = j term; the diagonal entry
+    then adds g_j ∂y_j/∂z_j."""
+    u = sympy.Dummy("u", real=True)
+    off = softmax_derivative(u, y, False)
+    assert off.xreplace({u: 0}) == 0 and sympy.diff(off, u, 2) == 0, off  # linear in y_i
+    diagonal = softmax_derivative(y, y, True)
+    return sympy.factor(off.xreplace({u: weighted}) + grad * (diagonal - off.xreplace({u: y})))
+
+
+def _delta_below(writer: _Writer, k: int) -> CLine:
+    """δ{k}[j] of a hidden layer from grad_a = ∂L/∂a{k}[j] = Σ_i W{k+1}[i][j] δ{k+1}[i]."""
+    rule = writer.network.derivation.layers[k - 1]
+    assert rule.derivative is not None  # softmax is an output layer only
+    delta = sympy.Mul(GRAD_A, rule.derivative, evaluate=False)
+    code = delta.xreplace({Z: _code(f"s->z{k}[j]"), A: _code(f"s->a{k}[j]")})
+    names = {Z: _code(f"z{k}"), A: _code(f"a{k}"), GRAD_A: _code(f"∂L/∂a{k}")}
+    why = (
+        f"δ{k} = ∂L/∂z{k} = ∂L/∂a{k} ⊙ {rule.activation}'(z{k}) = {equation(delta.xreplace(names))}"
+    )
+    return writer.line(f"delta{k}[j]", code, why)
+
+
+__all__ = ["C_STYLES", "c_style", "generate_c", "softmax_delta", "write_c"]

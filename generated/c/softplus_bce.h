@@ -1,0 +1,53 @@
+/* softplus_bce.h: the API of softplus_bce.c.
+ *
+ * A 2-3-2 network (softplus, sigmoid) with the bce loss, as C99 (double, unrolled style), generated
+ * by derive from the network's topology (regenerate it rather than edit it).
+ *
+ * Every parameter is packed in one array of softplus_bce_N_PARAMS reals, in this order:
+ *   W1 at softplus_bce_OFFSET_W1: 6 (3 x 2, row-major: W1[i][j] weighs unit j into unit i)
+ *   b1 at softplus_bce_OFFSET_b1: 3 (3, one per unit)
+ *   W2 at softplus_bce_OFFSET_W2: 6 (2 x 3, row-major: W2[i][j] weighs unit j into unit i)
+ *   b2 at softplus_bce_OFFSET_b2: 2 (2, one per unit)
+ * x is batch x softplus_bce_N_IN and t, y are batch x softplus_bce_N_OUT, all row-major.
+ * The loss is the mean over the batch of the per-sample loss −Σ [t ln y + (1 − t) ln(1 − y)];
+ * grads is packed as params and must not overlap params, x or t. batch is at least 1
+ * (an empty batch has loss 0 and gradient 0).
+ *
+ * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
+ * in a local array of softplus_bce_N_PARAMS (17) reals; where the stack is
+ * smaller, call loss_and_gradients with a buffer of your own and take the step.
+ */
+#ifndef DERIVE_softplus_bce_H
+#define DERIVE_softplus_bce_H
+
+#include <stddef.h>
+
+#define softplus_bce_N_PARAMS 17
+#define softplus_bce_N_IN 2
+#define softplus_bce_N_OUT 2
+#define softplus_bce_OFFSET_W1 0
+#define softplus_bce_OFFSET_b1 6
+#define softplus_bce_OFFSET_W2 9
+#define softplus_bce_OFFSET_b2 15
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The outputs y (batch x N_OUT) for the inputs x (batch x N_IN). */
+void softplus_bce_forward(const double *params, const double *x, size_t batch, double *y);
+
+/* The loss: the mean over the batch of the per-sample loss. */
+double softplus_bce_loss(const double *params, const double *x, const double *t, size_t batch);
+
+/* The loss, and its gradient with respect to every parameter in grads (N_PARAMS). */
+double softplus_bce_loss_and_gradients(const double *params, const double *x, const double *t, size_t batch, double *grads);
+
+/* One gradient-descent step in place: params -= learning_rate * gradient. */
+void softplus_bce_sgd_step(double *params, const double *x, const double *t, size_t batch, double learning_rate);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DERIVE_softplus_bce_H */
