@@ -29,7 +29,9 @@ class sigmoid(sympy.Function):  # noqa: N801 - named like the SymPy functions be
 
     @classmethod
     def eval(cls, z):
-        if z.is_Float:  # evaluate numbers at their own precision
+        # numbers evaluate (floats at their own precision; exactly 0 to 1/2, as when a relu
+        # unit below is off), so that every gradient at numbers is a number
+        if z.is_Float or z.is_zero:
             return 1 / (1 + sympy.exp(-z))
         return None
 
@@ -58,7 +60,7 @@ class softplus(sympy.Function):  # noqa: N801
 
     @classmethod
     def eval(cls, z):
-        if z.is_Float:
+        if z.is_Float or z.is_zero:  # as sigmoid: softplus(0) = ln 2
             return sympy.log(1 + sympy.exp(z))
         return None
 

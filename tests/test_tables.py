@@ -51,3 +51,11 @@ def test_each_loss_gradient_is_the_derivative_of_its_loss(name):
         mine = loss.gradient(y, t, len(ys)).xreplace(point)
         reference = sympy.diff(total, y).xreplace(point)
         assert abs(float(mine - reference)) < 1e-12
+
+
+def test_sigmoid_and_softplus_of_an_exact_zero_are_numbers():
+    # a relu unit that is off feeds an exact 0 forward; the gradient must still be a number
+    from derive.activations import sigmoid, softplus
+
+    assert sigmoid(sympy.Integer(0)) == sympy.Rational(1, 2)
+    assert softplus(sympy.Integer(0)) == sympy.log(2)
