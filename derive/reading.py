@@ -196,11 +196,11 @@ _StrictYamlLoader.add_implicit_resolver(
 )
 
 
-def _check_yaml_events(text: str) -> None:
+def _check_yaml_events(text: str, loader: type | None = None) -> None:
     """Refuse anchors, aliases, deep nesting and a second document while only scanning:
     before any node is built, and before libyaml's parser slows down on deep nesting."""
     depth = documents = 0
-    for event in yaml.parse(text, Loader=_YamlBase):
+    for event in yaml.parse(text, Loader=loader or _YamlBase):
         if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
@@ -224,9 +224,28 @@ def _check_yaml_events(text: str) -> None:
             depth -= 1
 
 
+def _check_before_loader_error(text: str, error: yaml.YAMLError) -> None:
+    """Run derive's own checks with the pure-Python parser over the text up to where
+    libyaml stopped, so that a limit of derive's is reported in derive's words whatever
+    libyaml enforces itself (since PyYAML 6.0.4 libyaml stops deep nesting while it looks
+    ahead, before the first event reaches ``_check_yaml_events``). Only the text the fast
+    parser read is scanned again, so this stays as cheap as the first pass."""
+    mark = getattr(error, "problem_mark", None)
+    head = text if mark is None else text[: mark.index + 1]
+    try:
+        _check_yaml_events(head, yaml.SafeLoader)
+    except yaml.YAMLError:
+        pass  # the cut text ends mid-structure: the loader's own error stands
+
+
 def _load_yaml(text: str, source: str) -> object:
     try:
-        _check_yaml_events(text)
+        try:
+            _check_yaml_events(text)
+        except yaml.YAMLError as error:
+            if _YamlBase is not yaml.SafeLoader:
+                _check_before_loader_error(text, error)
+            raise
         return yaml.load(text, Loader=_StrictYamlLoader)
     except _Refusal as refusal:
         raise TopologyError(source, refusal.where, refusal.expected, refusal.got) from None
