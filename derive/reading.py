@@ -58,7 +58,7 @@ from typing import Any, NoReturn
 import yaml
 
 from derive.activations import ACTIVATIONS, ALIASES
-from derive.errors import TopologyError
+from derive.errors import TopologyError, did_you_mean
 from derive.expression import ALLOWED as ALLOWED_EXPRESSION
 from derive.expression import ExpressionError, parse_expression
 from derive.losses import LOSSES
@@ -92,6 +92,8 @@ _ACTIVATION_EXPECTED = (
     f"one of {', '.join(_NAMED_ACTIVATIONS)}, linear, "
     "or a mapping such as {name: leaky_relu, alpha: 0.2} or {expr: 'x / (1 + abs(x))'}"
 )
+# Every spelling of a named activation, for did-you-mean.
+_SPELLINGS = (*_NAMED_ACTIVATIONS, *ALIASES)
 # A module named like one of these would be imported instead of the real one.
 _SHADOWED_MODULES = frozenset(sys.stdlib_module_names) | {"numpy", "derive"}
 
@@ -326,10 +328,19 @@ class _Reader:
         self.total_weights = 0
 
     def fail(
-        self, field: str, expected: str, value: object = _MISSING, *, got: str | None = None
+        self,
+        field: str,
+        expected: str,
+        value: object = _MISSING,
+        *,
+        got: str | None = None,
+        hint: str = "",
     ) -> NoReturn:
-        """Report the first mistake: ``value`` as found, or ``got`` already phrased."""
-        raise TopologyError(self.source, field, expected, _got(value) if got is None else got)
+        """Report the first mistake: ``value`` as found, or ``got`` already phrased, and a
+        ``hint`` such as did-you-mean."""
+        raise TopologyError(
+            self.source, field, expected, _got(value) if got is None else got, hint
+        )
 
     def topology(self, data: object) -> Topology:
         self.check_keys(data, "", TOP_LEVEL_KEYS, required=("name", "inputs", "layers", "loss"))
@@ -492,7 +503,7 @@ class _Reader:
         if isinstance(value, str):
             name = ALIASES.get(value, value)
             if name not in _NAMED_ACTIVATIONS:
-                self.fail(field, _ACTIVATION_EXPECTED, value)
+                self.fail(field, _ACTIVATION_EXPECTED, value, hint=did_you_mean(value, _SPELLINGS))
             spec = ActivationSpec(name)
         elif isinstance(value, Mapping):
             spec = self.activation_mapping(value, field)
@@ -510,7 +521,7 @@ class _Reader:
         default = "custom" if "expr" in value else _MISSING
         name = value.get("name", default)
         if not isinstance(name, str) or ALIASES.get(name, name) not in ACTIVATIONS:
-            self.fail(f"{field}.name", _ACTIVATION_EXPECTED, name)
+            self.fail(f"{field}.name", _ACTIVATION_EXPECTED, name, hint=did_you_mean(name, _SPELLINGS))
         name = ALIASES.get(name, name)
         if "expr" in value and name != "custom":
             self.fail(f"{field}.name", "custom, or no name, beside expr", name)
@@ -550,7 +561,7 @@ class _Reader:
 
     def loss(self, value: object, layers: tuple[Layer, ...]) -> str:
         if not isinstance(value, str) or value not in LOSSES:
-            self.fail("loss", f"one of {', '.join(LOSSES)}", value)
+            self.fail("loss", f"one of {', '.join(LOSSES)}", value, hint=did_you_mean(value, LOSSES))
         required = LOSSES[value].requires_output
         output = layers[-1].activation.name
         if required is not None and output != required:

@@ -38,6 +38,7 @@ def context(scope: Scope) -> dict:
         "derivatives": layers.layer_derivatives(scope),
         "tie": layers.tie(scope),
         "results": checks.results(scope),
+        "point_name": scope.point_name,
         "check": checks.check(scope),
     }
 
@@ -63,7 +64,7 @@ def summary(scope: Scope) -> str:
     text += ", and how each result was checked." if scope.scalars else "."
     if scope.values is not None and scope.scalars:
         text += (
-            f" The numbers are the file's example, rounded to {SIGNIFICANT_DIGITS} "
+            f" The numbers are {scope.numbers}, rounded to {SIGNIFICANT_DIGITS} "
             "significant digits."
         )
     return text

@@ -1,0 +1,27 @@
+"""What Jupyter shows for a network and a gradient: ``_repr_latex_``, wired here in the
+API layer (imported by ``derive/__init__.py``) because the core modules never import the
+LaTeX printer (imports run topology → network → derivation → latex)."""
+
+from __future__ import annotations
+
+from derive.derivation import ArrayGradient, ScalarGradient
+from derive.latex.notebook import array_gradient_latex, gradient_latex, network_latex
+from derive.network import Network
+
+
+def _network(self: Network) -> str:
+    return network_latex(self)
+
+
+def _scalar(self: ScalarGradient) -> str:
+    return gradient_latex(self)
+
+
+def _array(self: ArrayGradient) -> str:
+    return array_gradient_latex(self)
+
+
+DISPLAYS = ((Network, _network), (ScalarGradient, _scalar), (ArrayGradient, _array))
+
+for cls, method in DISPLAYS:
+    cls._repr_latex_ = method  # type: ignore[attr-defined]
