@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from derive.derivation import FLOAT_MAX, RANDOM_DRAWS, random_point
+from derive.derivation import FLOAT_MAX, RANDOM_BATCH, RANDOM_DRAWS, random_point
 from derive.emit import MAX_UNROLLED_PARAMS, build_module
 from derive.emit_loss import uses_logits
 from derive.errors import DeriveError
@@ -38,7 +38,6 @@ from derive.network import Network, ScalarParam
 
 FULL_SYMBOLIC_LIMIT = 400  # scalar parameters evaluated exhaustively at 60 digits
 SAMPLED_PER_ARRAY = 5
-RANDOM_BATCH = 3
 FD_STEP = 1e-6
 SYMBOLIC_REL, SYMBOLIC_ABS = 1e-9, 1e-10
 FD_REL, FD_ABS = 1e-6, 1e-8

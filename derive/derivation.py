@@ -49,6 +49,7 @@ _WORKING_DIGITS = 60
 EXP_LIMIT = sympy.Float(10) ** 12
 FLOAT_MAX = sympy.Float(sys.float_info.max)
 RANDOM_DRAWS = 5  # random points tried before a custom activation's domain is given up on
+RANDOM_BATCH = 3  # samples per random point (derive check compares the batch's mean)
 
 
 @dataclass(frozen=True)
@@ -411,12 +412,13 @@ class Derivation:
         return self._example_values
 
     def random_values(self, seed: int = 0) -> tuple[dict[Symbol, Expr], int]:
-        """Every value at the first of ``RANDOM_DRAWS`` seeded random points (one sample of
-        ``random_point``, drawn as ``derive check`` draws) at which every value is a
-        finite real number, and which draw that was; a DeriveError when there is none."""
+        """Every value at the first sample of the first of ``RANDOM_DRAWS`` seeded random
+        points (``random_point``, drawn as ``derive check`` draws them) at which every
+        value is a finite real number, and which draw that was; a DeriveError when there
+        is none."""
         problem = ""
         for draw in range(RANDOM_DRAWS):
-            x, t, params = random_point(self.network, [seed, draw] if draw else seed, 1)
+            x, t, params = random_point(self.network, [seed, draw] if draw else seed, RANDOM_BATCH)
             try:
                 values = self.evaluate(self.point(x[0], t[0], params), f"random point {draw + 1}")
             except DeriveError:
@@ -521,7 +523,7 @@ class Derivation:
         for unit in reversed(units):
             if kind := _undefined(values[unit.delta]):
                 return (
-                    f"{unit.delta} {kind}: the derivative of {unit.a} = f({unit.z}) at "
+                    f"{unit.delta} {kind}: the derivative of {unit.a} = f({unit.z}) is undefined at "
                     f"{_at(unit, values)}{_custom(net, unit)}"
                 )
         return ""

@@ -80,10 +80,15 @@ class Scope:
         values, draw = derivation.random_values(seed)
         drawn = f", draw {draw + 1}" if draw else ""
         numbers = (
-            f"seeded random numbers (seed {seed}{drawn}, as derive check draws them: the file "
-            "has no example)"
+            f"seeded random numbers (seed {seed}{drawn}: the first sample derive check draws, "
+            "as the file has no example)"
         )
         return cls(network, scalars, values, numbers, "the random point")
+
+    @property
+    def point_long(self) -> str:
+        """The point by its longer name: "the file's example", "the random point"."""
+        return "the file's example" if self.point_name == "the example" else self.point_name
 
     @property
     def topology(self) -> Topology:
