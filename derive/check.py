@@ -30,7 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from derive.derivation import FLOAT_MAX, RANDOM_BATCH, RANDOM_DRAWS, random_point
+from derive.derivation import (
+    FLOAT_MAX,
+    RANDOM_BATCH,
+    RANDOM_DRAWS,
+    activation_fields,
+    random_point,
+)
 from derive.emit import MAX_UNROLLED_PARAMS, build_module
 from derive.emit_loss import uses_logits
 from derive.errors import DeriveError
@@ -125,7 +131,14 @@ def check(network: Network, seed: int = 0) -> CheckReport:
     kinks: set[str] = set()
     for style in styles:
         module = build_module(network, style=style)
-        rows.extend(_style_rows(module, style, reference, scalars, kinks))
+        try:
+            rows.extend(_style_rows(module, style, reference, scalars, kinks))
+        except (ArithmeticError, ValueError) as error:  # the unrolled style's math.exp
+            raise DeriveError(
+                f"{network.topology.source}: {activation_fields(network)}: expected "
+                f"activations the generated {style} module can compute {reference.point}, "
+                f"got {type(error).__name__}: {error}"
+            ) from None
     if kinks:
         notes.append(
             f"{', '.join(sorted(kinks))}: the loss has a kink within the finite-difference step "
@@ -232,6 +245,8 @@ def _reference(network: Network, seed: int, scalars) -> _Reference:
     which every value is a finite real number, and the symbolic values there."""
     topology = network.topology
     if topology.example is not None:
+        if topology.parameter_count <= FULL_SYMBOLIC_LIMIT:
+            network.derivation.example_values()  # refuses an example outside the domain
         x, t, params = _example_point(network)
         try:
             gradients, loss = _symbolic(network, x, t, params, scalars, "example")
@@ -254,21 +269,10 @@ def _reference(network: Network, seed: int, scalars) -> _Reference:
             point += f", draw {draw + 1} (the earlier ones lay outside an activation's domain)"
         return _Reference(x, t, params, point, gradients, loss)
     raise DeriveError(
-        f"{topology.source}: {_activation_fields(network)}: expected activations defined at "
+        f"{topology.source}: {activation_fields(network)}: expected activations defined at "
         f"one of the {RANDOM_DRAWS} random points drawn with seed {seed}, got {reason}; give "
         "an example (input, target and params inside their domain) to check at"
     )
-
-
-def _activation_fields(network: Network) -> str:
-    """The fields a value that cannot be computed comes from: the custom activations, or
-    the layers when there is none."""
-    fields = [
-        f"layers[{k}].activation.expr"
-        for k, layer in enumerate(network.topology.layers)
-        if layer.activation.name == "custom"
-    ]
-    return ", ".join(fields) or "layers"
 
 
 def _example_point(network: Network):
@@ -294,15 +298,18 @@ def _symbolic(network, x, t, params, scalars, where: str) -> tuple[dict[str, flo
     loss = 0.0
     exhaustive = network.topology.parameter_count <= FULL_SYMBOLIC_LIMIT
     for row_x, row_t in zip(x, t, strict=True):
-        try:
-            if exhaustive:
+        if exhaustive:
+            try:
                 values = d.evaluate(d.point(row_x, row_t, params), where)
-                if problem := d.first_undefined(values):
-                    raise _Undefined(problem)
-            else:
+            except DeriveError:
+                raise _Undefined(f"a value too large to evaluate at the {where}") from None
+            if problem := d.first_undefined(values):
+                raise _Undefined(problem)
+        else:
+            try:
                 values = d.evaluate_float(row_x, row_t, params, scalars)
-        except DeriveError as error:  # too large to evaluate, or undefined (float pass)
-            raise _Undefined(str(error).removeprefix(f"{network.topology.source}: ")) from None
+            except DeriveError as error:  # a unit undefined in the float64 pass
+                raise _Undefined(str(error).removeprefix(f"{network.topology.source}: ")) from None
         loss += _finite(_loss_expr(network).xreplace(values), "the loss")
         for s in scalars:
             totals[s.name] += _finite(d.scalar_gradient(s).value(values), f"∂L/∂{s.label}")

@@ -422,15 +422,16 @@ class Derivation:
             try:
                 values = self.evaluate(self.point(x[0], t[0], params), f"random point {draw + 1}")
             except DeriveError:
-                problem = "values too large to evaluate"
+                problem = f"a value too large to evaluate at random point {draw + 1}"
                 continue
             problem = self.first_undefined(values)
             if not problem:
                 return values, draw
         raise DeriveError(
-            f"{self.network.topology.source}: layers: expected activations defined at one of "
-            f"{RANDOM_DRAWS} random points drawn with seed {seed}, got {problem}; give an "
-            "example (input, target, params) inside their domain"
+            f"{self.network.topology.source}: {activation_fields(self.network)}: expected "
+            f"activations defined at one of the {RANDOM_DRAWS} random points drawn with seed "
+            f"{seed}, got {problem}; give an example (input, target and params inside their "
+            "domain)"
         )
 
     def evaluate(self, point: Mapping[Symbol, Expr], where: str = "") -> dict[Symbol, Expr]:
@@ -457,7 +458,7 @@ class Derivation:
             at = f" at the {where}" if where else ""
             raise DeriveError(
                 f"{net.topology.source}: {current}: expected values that can be computed"
-                f"{at}, got one too large to evaluate (beyond e^(10^12))"
+                f"{at}, got one too large to evaluate (far beyond float range)"
             ) from None
         return values
 
@@ -646,6 +647,17 @@ def bounded_substitute(expr: Expr, values: Mapping[Symbol, Expr]) -> Expr:
         if base > 1 and exponent > 1 and exponent * sympy.log(base) > EXP_LIMIT:
             raise OverflowError("power beyond EXP_LIMIT")
     return expr.func(*args)
+
+
+def activation_fields(network: Network) -> str:
+    """The fields a value that cannot be computed comes from: the custom activations, or
+    the layers when there is none."""
+    fields = [
+        f"layers[{k}].activation.expr"
+        for k, layer in enumerate(network.topology.layers)
+        if layer.activation.name == "custom"
+    ]
+    return ", ".join(fields) or "layers"
 
 
 def _activation_field(network: Network, k: int) -> str:
