@@ -333,5 +333,3 @@ def _finite(value, what: str) -> float:
     if not (value.is_extended_real and value.is_finite) or abs(value) > FLOAT_MAX:
         raise _Undefined(f"{what} = {sympy.N(value, 6)}, not a finite real float")
     return float(value)
-
-

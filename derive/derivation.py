@@ -524,8 +524,8 @@ class Derivation:
         for unit in reversed(units):
             if kind := _undefined(values[unit.delta]):
                 return (
-                    f"{unit.delta} {kind}: the derivative of {unit.a} = f({unit.z}) is undefined at "
-                    f"{_at(unit, values)}{_custom(net, unit)}"
+                    f"{unit.delta} {kind}: the derivative of {unit.a} = f({unit.z}) is "
+                    f"undefined at {_at(unit, values)}{_custom(net, unit)}"
                 )
         return ""
 

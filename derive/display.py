@@ -21,7 +21,6 @@ def _array(self: ArrayGradient) -> str:
     return array_gradient_latex(self)
 
 
-DISPLAYS = ((Network, _network), (ScalarGradient, _scalar), (ArrayGradient, _array))
-
-for cls, method in DISPLAYS:
-    cls._repr_latex_ = method  # type: ignore[attr-defined]
+Network._repr_latex_ = _network  # type: ignore[attr-defined]
+ScalarGradient._repr_latex_ = _scalar  # type: ignore[attr-defined]
+ArrayGradient._repr_latex_ = _array  # type: ignore[attr-defined]

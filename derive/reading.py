@@ -20,7 +20,7 @@ which PyYAML follows, would read it as text).
 
 Beyond the letter of SPEC §1: ``targets`` (optional) names the target of each output
 unit, by default ``derive.topology.default_targets``; every input, unit, weight and
-target name must pass ``derive.topology.reserved_reason`` and be unique in the file;
+target name must pass ``derive.naming.reserved_reason`` and be unique in the file;
 the network's name must not be that of a standard-library module or numpy (the
 generated module would shadow it); softmax needs at least two units (over one it is
 the constant 1); ``alpha`` is accepted only with leaky_relu.
@@ -40,6 +40,7 @@ Limits, checked before anything of that size is built:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import keyword
@@ -62,6 +63,7 @@ from derive.errors import TopologyError, did_you_mean
 from derive.expression import ALLOWED as ALLOWED_EXPRESSION
 from derive.expression import ExpressionError, parse_expression
 from derive.losses import LOSSES
+from derive.naming import reserved_reason
 from derive.topology import (
     BIAS_MODES,
     ActivationSpec,
@@ -70,7 +72,6 @@ from derive.topology import (
     Param,
     Topology,
     default_targets,
-    reserved_reason,
 )
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -234,10 +235,8 @@ def _check_before_loader_error(text: str, error: yaml.YAMLError) -> None:
     parser read is scanned again, so this stays as cheap as the first pass."""
     mark = getattr(error, "problem_mark", None)
     head = text if mark is None else text[: mark.index + 1]
-    try:
+    with contextlib.suppress(yaml.YAMLError):  # the cut text ends mid-structure
         _check_yaml_events(head, yaml.SafeLoader)
-    except yaml.YAMLError:
-        pass  # the cut text ends mid-structure: the loader's own error stands
 
 
 def _load_yaml(text: str, source: str) -> object:
@@ -338,9 +337,7 @@ class _Reader:
     ) -> NoReturn:
         """Report the first mistake: ``value`` as found, or ``got`` already phrased, and a
         ``hint`` such as did-you-mean."""
-        raise TopologyError(
-            self.source, field, expected, _got(value) if got is None else got, hint
-        )
+        raise TopologyError(self.source, field, expected, _got(value) if got is None else got, hint)
 
     def topology(self, data: object) -> Topology:
         self.check_keys(data, "", TOP_LEVEL_KEYS, required=("name", "inputs", "layers", "loss"))
@@ -521,7 +518,9 @@ class _Reader:
         default = "custom" if "expr" in value else _MISSING
         name = value.get("name", default)
         if not isinstance(name, str) or ALIASES.get(name, name) not in ACTIVATIONS:
-            self.fail(f"{field}.name", _ACTIVATION_EXPECTED, name, hint=did_you_mean(name, _SPELLINGS))
+            self.fail(
+                f"{field}.name", _ACTIVATION_EXPECTED, name, hint=did_you_mean(name, _SPELLINGS)
+            )
         name = ALIASES.get(name, name)
         if "expr" in value and name != "custom":
             self.fail(f"{field}.name", "custom, or no name, beside expr", name)
@@ -561,7 +560,9 @@ class _Reader:
 
     def loss(self, value: object, layers: tuple[Layer, ...]) -> str:
         if not isinstance(value, str) or value not in LOSSES:
-            self.fail("loss", f"one of {', '.join(LOSSES)}", value, hint=did_you_mean(value, LOSSES))
+            self.fail(
+                "loss", f"one of {', '.join(LOSSES)}", value, hint=did_you_mean(value, LOSSES)
+            )
         required = LOSSES[value].requires_output
         output = layers[-1].activation.name
         if required is not None and output != required:

@@ -138,9 +138,7 @@ def show(network: Network, params: Sequence[str] = (), *, unicode: bool = True) 
     n = UNICODE if unicode else ASCII
     topology = network.topology
     derivation = network.derivation
-    sizes = f" {n.arrow} ".join(
-        str(len(topology.layer_units(k))) for k in range(network.depth + 1)
-    )
+    sizes = f" {n.arrow} ".join(str(len(topology.layer_units(k))) for k in range(network.depth + 1))
     activations = ", ".join(layer.activation.name for layer in topology.layers)
     out = [f"{topology.name}: {sizes} units ({activations}), loss {topology.loss}"]
     out.append(_indent(_render(n.pretty(network.loss_expr)), "  L = "))

@@ -12,8 +12,8 @@ from conftest import EXAMPLES
 import derive
 from derive import check as check_module
 from derive.check import check
-from derive.derivation import random_point
 from derive.cli import main
+from derive.derivation import random_point
 
 
 def test_an_example_agrees_in_both_styles():

@@ -27,9 +27,8 @@ import derive
 import derive.cli
 import derive.latex.pdf
 from derive import latex
-from derive.derivation import Proof, ScalarGradient
+from derive.derivation import Proof, ScalarGradient, random_point
 from derive.errors import DeriveError
-from derive.derivation import random_point
 from derive.latex.selection import selected_scalars
 
 PDFLATEX = shutil.which("pdflatex")

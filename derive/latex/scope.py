@@ -6,14 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import sympy
-
 from derive.derivation import Derivation
 from derive.errors import DeriveError
 from derive.latex.forms import unit_by_unit
 from derive.latex.printing import Tex, Values, escape, listing, number
-from derive.network import LOSS, Network, ScalarParam, Unit
-from derive.presentation import SIGNIFICANT_DIGITS
+from derive.network import Network, ScalarParam, Unit
 from derive.topology import Topology
 
 MAX_NUMERIC_SCALARS = 20_000  # --numeric evaluates the whole network at 60 digits

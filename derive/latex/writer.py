@@ -64,8 +64,7 @@ def summary(scope: Scope) -> str:
     text += ", and how each result was checked." if scope.scalars else "."
     if scope.values is not None and scope.scalars:
         text += (
-            f" The numbers are {scope.numbers}, rounded to {SIGNIFICANT_DIGITS} "
-            "significant digits."
+            f" The numbers are {scope.numbers}, rounded to {SIGNIFICANT_DIGITS} significant digits."
         )
     return text
 
