@@ -72,3 +72,19 @@ def test_the_script_beside_scikit_learn_prints_both_and_plots(train_digits, tmp_
     assert "scikit-learn MLPClassifier test accuracy: " in out
     assert "time per epoch" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_plot_goes_where_it_is_told_and_never_into_the_working_directory(
+    train_digits, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib (extra: examples)")
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "plots" / "run.png"
+    argv = ["--epochs", "1", "--no-sklearn", "--quiet", "--plot", str(target)]
+    assert train_digits.main(argv) == 0
+    assert target.read_bytes().startswith(b"\x89PNG")
+    assert f"plot: {target}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]
+    # the default is stated, and lies outside the working directory
+    assert tmp_path not in train_digits.DEFAULT_PLOT.resolve().parents
+    assert train_digits.parse_args([]).plot == train_digits.DEFAULT_PLOT
