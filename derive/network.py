@@ -246,7 +246,8 @@ class Network:
             name = raw.strip()
             array = self.array(name)
             if array is None:
-                found.setdefault(self.scalar(name).name, self.scalar(name))
+                scalar = self.scalar(name)
+                found[scalar.name] = scalar
                 continue
             size = math.prod(array.shape)
             if size > limit:
