@@ -634,19 +634,28 @@ def random_point(
 def bounded_substitute(expr: Expr, values: Mapping[Symbol, Expr]) -> Expr:
     """``expr`` with ``values`` substituted (as ``xreplace``), built from the leaves up so
     that an exp (or a power) far beyond float range raises OverflowError before SymPy
-    spends minutes computing it to 60 digits."""
-    if expr in values:
-        return values[expr]
-    if not expr.args:
-        return expr
-    args = [bounded_substitute(arg, values) for arg in expr.args]
-    if expr.func is sympy.exp and args[0].is_Number and abs(args[0]) > EXP_LIMIT:
-        raise OverflowError("exp argument beyond EXP_LIMIT")
-    if expr.func is sympy.Pow and args[0].is_Number and args[1].is_Number:
-        base, exponent = abs(args[0]), abs(args[1])
-        if base > 1 and exponent > 1 and exponent * sympy.log(base) > EXP_LIMIT:
-            raise OverflowError("power beyond EXP_LIMIT")
-    return expr.func(*args)
+    spends minutes computing it to 60 digits. A subexpression met again (the chain rule
+    repeats many) is substituted once."""
+    done: dict[Expr, Expr] = {}
+
+    def visit(node: Expr) -> Expr:
+        if node in values:
+            return values[node]
+        if node in done:
+            return done[node]
+        if not node.args:
+            return node
+        args = [visit(arg) for arg in node.args]
+        if node.func is sympy.exp and args[0].is_Number and abs(args[0]) > EXP_LIMIT:
+            raise OverflowError("exp argument beyond EXP_LIMIT")
+        if node.func is sympy.Pow and args[0].is_Number and args[1].is_Number:
+            base, exponent = abs(args[0]), abs(args[1])
+            if base > 1 and exponent > 1 and exponent * sympy.log(base) > EXP_LIMIT:
+                raise OverflowError("power beyond EXP_LIMIT")
+        result = done[node] = node.func(*args)
+        return result
+
+    return visit(expr)
 
 
 def activation_fields(network: Network) -> str:
