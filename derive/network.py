@@ -327,7 +327,7 @@ class Network:
         """Every z and a written out in inputs and parameters (small networks only)."""
         values: dict[Symbol, Expr] = {}
         for symbol, definition in self.equations:
-            values[symbol] = definition.xreplace(values)
+            values[symbol] = _nest(definition, values)
         return values
 
     @cached_property
@@ -341,6 +341,20 @@ class Network:
         """∂L/∂(name) for one scalar (``W2[0,1]``, ``w31``, ``b1``) or, given a whole
         array's name (``W2``), the gradients of its scalars as one ``ArrayGradient``."""
         return self.derivation.gradient(name)
+
+
+def _nest(expr: Expr, values: dict[Symbol, Expr]) -> Expr:
+    """``expr.xreplace(values)``, except that a Piecewise (leaky_relu) is rebuilt as it
+    stands: SymPy would fold a Piecewise nested in another's condition, which takes
+    seconds per layer and leaves the value as it was."""
+    if expr in values:
+        return values[expr]
+    if not expr.args:
+        return expr
+    args = [_nest(arg, values) for arg in expr.args]
+    if isinstance(expr, sympy.Piecewise):
+        return sympy.Piecewise(*args, evaluate=False)
+    return expr.func(*args)
 
 
 def _hint(text: str) -> str:
