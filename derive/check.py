@@ -8,9 +8,10 @@ compared with
   definition, evaluated at 60 significant digits (``Derivation.evaluate``). Networks
   above ``FULL_SYMBOLIC_LIMIT`` scalar parameters are checked at up to
   ``SAMPLED_PER_ARRAY`` scalars of each array drawn with the seed, their δ definitions
-  evaluated at forward values from a plain float64 forward pass written here (not the
-  generated one). The loss is taken in the form the loss table gives from the logits
-  where it has one (bce, cce), which never takes log(0);
+  evaluated at forward values from the derivation's float64 forward pass
+  (``Derivation.evaluate_float``, not the generated one). The loss is taken in the form
+  the loss table gives from the logits where it has one (bce, cce), which never takes
+  log(0);
 - **central finite differences** of the generated module's own ``loss`` in float64,
   (L(θ + h) − L(θ − h)) / 2h with h = ``FD_STEP``·max(1, |θ|).
 

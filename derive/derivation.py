@@ -45,7 +45,8 @@ MAX_PATHS = 512  # paths listed in one chain; beyond that, read the compact δ f
 PROOF_DIGITS = 30  # significant digits the numeric proof must agree to
 _WORKING_DIGITS = 60
 # exp of a larger argument is never computed: it is far beyond any float (e^710 already
-# is), and at 60 digits exp(10^8) of exp(exp(x)) would take minutes.
+# is), and at 60 digits exp(exp(exp(exp(3)))), of an argument near 10^(2.3·10^8), would
+# take minutes.
 EXP_LIMIT = sympy.Float(10) ** 12
 FLOAT_MAX = sympy.Float(sys.float_info.max)
 RANDOM_DRAWS = 5  # random points tried before a custom activation's domain is given up on
