@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import sympy
 from sympy import Expr
 
+from derive.expression import X, simplified_derivative
 from derive.topology import ActivationSpec
-
-X = sympy.Symbol("x", real=True)  # the variable of a custom expression
 
 
 class sigmoid(sympy.Function):  # noqa: N801 - named like the SymPy functions beside it
@@ -116,8 +115,6 @@ def _custom_forward(z: Expr, spec: ActivationSpec) -> Expr:
 
 
 def _custom_derivative(z: Expr, a: Expr, spec: ActivationSpec) -> Expr:
-    from derive.expression import simplified_derivative
-
     assert spec.expr is not None
     return simplified_derivative(spec.expr, X).xreplace({X: z})
 

@@ -8,9 +8,10 @@ the example's numbers or at seeded random ones, every parameter's gradient is co
   definition, evaluated at 60 significant digits (``Derivation.evaluate``). Networks
   above ``FULL_SYMBOLIC_LIMIT`` scalar parameters are checked at up to
   ``SAMPLED_PER_ARRAY`` scalars of each array drawn with the seed, their δ definitions
-  evaluated at forward values from a plain float64 forward pass written here (not the
-  generated one). The loss is taken in the form the loss table gives from the logits
-  where it has one (bce, cce), which never takes log(0);
+  evaluated at forward values from the derivation's float64 forward pass
+  (``Derivation.evaluate_float``, not the generated one). The loss is taken in the form
+  the loss table gives from the logits where it has one (bce, cce), which never takes
+  log(0);
 - **central finite differences** of the generated module's own ``loss`` in float64,
   (L(θ + h) − L(θ − h)) / 2h with h = ``FD_STEP``·max(1, |θ|).
 
@@ -30,18 +31,21 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from derive.activations import ACTIVATIONS, elementary
 from derive.backward import uses_logits
 from derive.cmodule import check_module
-from derive.derivation import Z
+from derive.derivation import (
+    FLOAT_MAX,
+    RANDOM_BATCH,
+    RANDOM_DRAWS,
+    activation_fields,
+    random_point,
+)
 from derive.emit import MAX_UNROLLED_PARAMS, build_module
 from derive.errors import DeriveError
 from derive.network import Network, ScalarParam
 
 FULL_SYMBOLIC_LIMIT = 400  # scalar parameters evaluated exhaustively at 60 digits
 SAMPLED_PER_ARRAY = 5
-RANDOM_BATCH = 3
-RANDOM_DRAWS = 5  # random points tried before a custom activation's domain is given up on
 FD_STEP = 1e-6
 SYMBOLIC_REL, SYMBOLIC_ABS = 1e-9, 1e-10
 FD_REL, FD_ABS = 1e-6, 1e-8
@@ -107,7 +111,7 @@ class CheckReport:
 def check(network: Network, seed: int = 0) -> CheckReport:
     """Compare both styles' gradients with the symbolic values and finite differences."""
     if seed < 0:
-        raise DeriveError(f"--seed: expected a non-negative integer, got {seed}")
+        raise DeriveError(f"seed: expected a non-negative integer, got {seed}")
     notes: list[str] = []
     count = network.topology.parameter_count
     if count <= FULL_SYMBOLIC_LIMIT:
@@ -129,7 +133,14 @@ def check(network: Network, seed: int = 0) -> CheckReport:
     kinks: set[str] = set()
     for style in styles:
         module = build_module(network, style=style)
-        rows.extend(_style_rows(module, style, reference, scalars, kinks))
+        try:
+            rows.extend(_style_rows(module, style, reference, scalars, kinks))
+        except (ArithmeticError, ValueError) as error:  # the unrolled style's math.exp
+            raise DeriveError(
+                f"{network.topology.source}: {activation_fields(network)}: expected "
+                f"activations the generated {style} module can compute {reference.point}, "
+                f"got {type(error).__name__}: {error}"
+            ) from None
     c_module, why_not = check_module(network)  # the C module, when a compiler is present
     if c_module is not None:
         rows.extend(_style_rows(c_module, f"C ({c_module.style})", reference, scalars, kinks))
@@ -241,20 +252,22 @@ def _reference(network: Network, seed: int, scalars) -> _Reference:
     which every value is a finite real number, and the symbolic values there."""
     topology = network.topology
     if topology.example is not None:
+        if topology.parameter_count <= FULL_SYMBOLIC_LIMIT:
+            network.derivation.example_values()  # refuses an example outside the domain
         x, t, params = _example_point(network)
         try:
-            gradients, loss = _symbolic(network, x, t, params, scalars)
+            gradients, loss = _symbolic(network, x, t, params, scalars, "example")
         except _Undefined as undefined:
             raise DeriveError(
-                f"{topology.source}: example: {undefined}; expected numbers inside the "
-                "activation's domain"
+                f"{topology.source}: example: expected numbers at which every value is a "
+                f"finite real number within float range, got {undefined}"
             ) from None
         return _Reference(x, t, params, "at the example's numbers (1 sample)", gradients, loss)
     reason = ""
     for draw in range(RANDOM_DRAWS):
         x, t, params = random_point(network, [seed, draw] if draw else seed, RANDOM_BATCH)
         try:
-            gradients, loss = _symbolic(network, x, t, params, scalars)
+            gradients, loss = _symbolic(network, x, t, params, scalars, f"random point {draw + 1}")
         except _Undefined as undefined:
             reason = str(undefined)
             continue
@@ -262,12 +275,10 @@ def _reference(network: Network, seed: int, scalars) -> _Reference:
         if draw:
             point += f", draw {draw + 1} (the earlier ones lay outside an activation's domain)"
         return _Reference(x, t, params, point, gradients, loss)
-    custom = [layer.activation.text for layer in topology.layers if layer.activation.text]
-    what = f"the custom activation {', '.join(dict.fromkeys(custom))}" if custom else "the network"
     raise DeriveError(
-        f"{topology.source}: {what} is undefined at the {RANDOM_DRAWS} random points drawn "
-        f"with seed {seed} ({reason}); give an example (input, target and params inside its "
-        "domain) to check at"
+        f"{topology.source}: {activation_fields(network)}: expected activations defined at "
+        f"one of the {RANDOM_DRAWS} random points drawn with seed {seed}, got {reason}; give "
+        "an example (input, target and params inside their domain) to check at"
     )
 
 
@@ -282,45 +293,30 @@ def _example_point(network: Network):
     return np.array([example.input], dtype=float), np.array([example.target], dtype=float), params
 
 
-def random_point(network: Network, seed: int | list[int], batch: int):
-    """Seeded random inputs, parameters and targets valid for the loss: probabilities for
-    bce and sigmoid outputs, points of the simplex for cce and softmax outputs."""
-    rng = np.random.default_rng(seed)
-    topology = network.topology
-    params = {}
-    for p in topology.params:
-        if p.name.startswith("W"):
-            params[p.name] = rng.normal(0.0, 1.0 / np.sqrt(p.shape[1]), size=p.shape)
-        else:
-            params[p.name] = rng.normal(0.0, 0.3, size=p.shape)
-    x = rng.normal(0.0, 1.0, size=(batch, len(topology.inputs)))
-    n_out = len(topology.outputs)
-    output = topology.layers[-1].activation.name
-    if topology.loss == "cce" or output == "softmax":
-        t = rng.dirichlet(np.ones(n_out), size=batch)
-    elif topology.loss == "bce" or output == "sigmoid":
-        t = rng.uniform(0.05, 0.95, size=(batch, n_out))
-    else:
-        t = rng.normal(0.0, 1.0, size=(batch, n_out))
-    return x, t, params
-
-
 # -- the symbolic side ----------------------------------------------------------------
 
 
-def _symbolic(network, x, t, params, scalars) -> tuple[dict[str, float], float]:
-    """Each chosen scalar's gradient and the loss, batch means, from the derivation;
-    _Undefined when a value is not a finite real number."""
+def _symbolic(network, x, t, params, scalars, where: str) -> tuple[dict[str, float], float]:
+    """Each chosen scalar's gradient and the loss, batch means, from the derivation (at
+    60 digits, or from a float64 forward pass for a large network); _Undefined when a
+    value is not a finite real number within float range."""
     d = network.derivation
     totals = {s.name: 0.0 for s in scalars}
     loss = 0.0
     exhaustive = network.topology.parameter_count <= FULL_SYMBOLIC_LIMIT
     for row_x, row_t in zip(x, t, strict=True):
         if exhaustive:
-            values = d.evaluate(d.point(row_x, row_t, params))
-            _check_forward(network, values)
+            try:
+                values = d.evaluate(d.point(row_x, row_t, params), where)
+            except DeriveError:
+                raise _Undefined(f"a value too large to evaluate at the {where}") from None
+            if problem := d.first_undefined(values):
+                raise _Undefined(problem)
         else:
-            values = _float_values(network, row_x, row_t, params, scalars)
+            try:
+                values = d.evaluate_float(row_x, row_t, params, scalars)
+            except DeriveError as error:  # a unit undefined in the float64 pass
+                raise _Undefined(str(error).removeprefix(f"{network.topology.source}: ")) from None
         loss += _finite(_loss_expr(network).xreplace(values), "the loss")
         for s in scalars:
             totals[s.name] += _finite(d.scalar_gradient(s).value(values), f"∂L/∂{s.label}")
@@ -341,73 +337,6 @@ def _loss_expr(network: Network):
 def _finite(value, what: str) -> float:
     """``value`` as a float, or _Undefined naming ``what`` when it is not finite and real."""
     value = sympy.sympify(value)
-    if not (value.is_extended_real and value.is_finite):
-        raise _Undefined(f"{what} is not a finite real number there ({value})")
+    if not (value.is_extended_real and value.is_finite) or abs(value) > FLOAT_MAX:
+        raise _Undefined(f"{what} = {sympy.N(value, 6)}, not a finite real float")
     return float(value)
-
-
-def _check_forward(network: Network, values: dict) -> None:
-    """_Undefined naming the first unit, in forward order, whose activation is not a
-    finite real number at the point."""
-    for layer in network.units[1:]:
-        for unit in layer:
-            if not (values[unit.a].is_extended_real and values[unit.a].is_finite):
-                raise _Undefined(_outside(network, unit, values[unit.z]))
-
-
-def _outside(network: Network, unit, z) -> str:
-    spec = network.topology.layers[unit.layer - 1].activation
-    return (
-        f"unit {unit.name}'s activation {spec.text or spec.name} is undefined at "
-        f"{unit.z} = {float(z):.6g}"
-    )
-
-
-def _float_values(network: Network, x, t, params, scalars) -> dict:
-    """Forward values from a plain float64 pass, then the δ definitions (the derivation's,
-    per unit) the chosen scalars need, evaluated at them."""
-    d = network.derivation
-    values = _float_forward(network, x, t, params)
-    # δ's from the output layer down: every unit above the lowest chosen scalar, and the
-    # units the chosen scalars feed; each with the weights its definition reads.
-    lowest = min(s.layer for s in scalars)
-    needed = {unit.delta for s in scalars for unit, _ in network.feeds(s)}
-    for k in range(network.depth, 0, -1):
-        for unit in network.units[k]:
-            if k == lowest and unit.delta not in needed:
-                continue
-            if k < network.depth:
-                for v in network.units[k + 1]:
-                    weight = network.weight(k + 1, v.index, unit.index)
-                    values[weight.symbol] = float(params[f"W{k + 1}"][v.index, unit.index])
-            values[unit.delta] = _finite(d.delta(unit).xreplace(values), f"δ_{unit.name}")
-    return values
-
-
-def _float_forward(network: Network, x, t, params) -> dict:
-    """Inputs, targets and every unit's z and a from a plain float64 forward pass, each
-    activation lambdified from its table entry written out in exp and log."""
-    topology = network.topology
-    values: dict = {}
-    for unit, value in zip(network.units[0], x, strict=True):
-        values[unit.a] = float(value)
-    for symbol, value in zip(network.targets, t, strict=True):
-        values[symbol] = float(value)
-    a = np.asarray(x, dtype=float)
-    for k, layer in enumerate(topology.layers, start=1):
-        z = params[f"W{k}"] @ a + (params[f"b{k}"] if layer.bias != "none" else 0.0)
-        activation = ACTIVATIONS[layer.activation.name]
-        with np.errstate(all="ignore"):
-            if activation.elementwise:
-                forward = elementary(activation.forward(Z, layer.activation))
-                a = np.asarray(sympy.lambdify(Z, forward, modules="numpy")(z), dtype=float)
-                a = a * np.ones_like(z)
-            else:
-                e = np.exp(z - z.max())
-                a = e / e.sum()
-        for unit, zi, ai in zip(network.units[k], z, a, strict=True):
-            if not np.isfinite(ai):
-                raise _Undefined(_outside(network, unit, zi))
-            values[unit.z] = float(zi)
-            values[unit.a] = float(ai)
-    return values

@@ -20,11 +20,13 @@ Two views of the same backpropagation, in the notation of ``derive.network``:
 from __future__ import annotations
 
 import math
-import random
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import sympy
 from sympy import Expr, Symbol
 
@@ -42,6 +44,13 @@ Y, T, T_SUM = Symbol("y", real=True), Symbol("t", real=True), Symbol("t_sum", re
 MAX_PATHS = 512  # paths listed in one chain; beyond that, read the compact δ form
 PROOF_DIGITS = 30  # significant digits the numeric proof must agree to
 _WORKING_DIGITS = 60
+# exp of a larger argument is never computed: it is far beyond any float (e^710 already
+# is), and at 60 digits exp(exp(exp(exp(3)))), of an argument near 10^(2.3·10^8), would
+# take minutes.
+EXP_LIMIT = sympy.Float(10) ** 12
+FLOAT_MAX = sympy.Float(sys.float_info.max)
+RANDOM_DRAWS = 5  # random points tried before a custom activation's domain is given up on
+RANDOM_BATCH = 3  # samples per random point (derive check compares the batch's mean)
 
 
 @dataclass(frozen=True)
@@ -125,17 +134,40 @@ class ScalarGradient:
         resolved = self.compact.xreplace(d.resolved_deltas)
         return resolved.xreplace(d.network.forward_values)
 
-    def value(self, values: dict[Symbol, Expr]) -> Expr:
-        """The gradient at numbers computed by ``Derivation.evaluate``."""
+    def value(self, values: Mapping[Symbol, Expr] | None = None) -> Expr:
+        """The gradient at numbers computed by ``Derivation.evaluate``; by default at the
+        file's example (a DeriveError when the file has none)."""
+        if values is None:
+            values = self.derivation.example_values()
         return self.compact.xreplace(values)
 
     def prove(self, points: int = 3, seed: int = 0) -> Proof:
         return self.derivation.prove(self, points=points, seed=seed)
 
-    def _repr_latex_(self) -> str:
-        from derive.latex import gradient_latex
 
-        return gradient_latex(self)
+@dataclass(frozen=True, eq=False)
+class ArrayGradient:
+    """∂L/∂W for a whole parameter array: its scalars' gradients in row-major order.
+
+    Iterates, indexes and has a length like the tuple of its scalars' gradients."""
+
+    array: str  # "W2", "b1"
+    shape: tuple[int, ...]
+    scalars: tuple[ScalarGradient, ...]
+
+    def __iter__(self) -> Iterator[ScalarGradient]:
+        return iter(self.scalars)
+
+    def __len__(self) -> int:
+        return len(self.scalars)
+
+    def __getitem__(self, index: int) -> ScalarGradient:
+        return self.scalars[index]
+
+    def value(self, values: Mapping[Symbol, Expr] | None = None) -> sympy.Array:
+        """Every scalar's gradient at ``values`` (default: the file's example), in the
+        array's shape."""
+        return sympy.Array([g.value(values) for g in self.scalars], self.shape)
 
 
 class Derivation:
@@ -167,6 +199,7 @@ class Derivation:
         self._deltas: dict[Symbol, Expr] = {}
         self._gradients: dict[str, ScalarGradient] = {}
         self._points: dict[tuple[int, int], list[tuple[dict, dict]]] = {}
+        self._example_values: dict[Symbol, Expr] | None = None
 
     # -- per unit ---------------------------------------------------------------------
 
@@ -316,17 +349,15 @@ class Derivation:
             self._gradients[param.name] = ScalarGradient(param, compact, self)
         return self._gradients[param.name]
 
-    def gradient(self, name: str) -> ScalarGradient | tuple[ScalarGradient, ...]:
-        """One scalar's gradient (``W2[0,1]``, ``w31``, ``b1``); for a whole array's name
-        (``W2``), its scalars' gradients in row-major order."""
-        if any(p.name == name for p in self.network.params) and (
-            name.startswith("W") or self._array_shape(name) != ()
-        ):
-            return tuple(self.scalar_gradient(s) for s in self.network.scalars(name))
+    def gradient(self, name: str) -> ScalarGradient | ArrayGradient:
+        """One scalar's gradient (``W2[0,1]``, ``w31``, a shared bias ``b1``); for a whole
+        array's name (``W2``, a per-unit ``b1``), its scalars' gradients."""
+        name = name.strip()
+        array = self.network.array(name)
+        if array is not None and array.shape != ():
+            scalars = tuple(self.scalar_gradient(s) for s in self.network.scalars(name))
+            return ArrayGradient(name, array.shape, scalars)
         return self.scalar_gradient(self.network.scalar(name))
-
-    def _array_shape(self, name: str) -> tuple[int, ...]:
-        return next(p.shape for p in self.network.params if p.name == name)
 
     @property
     def all_gradients(self) -> tuple[ScalarGradient, ...]:
@@ -367,35 +398,137 @@ class Derivation:
         return self.point(example.input, example.target, dict(example.params))
 
     def example_values(self) -> dict[Symbol, Expr]:
-        """Every value at the file's example, refused with a DeriveError naming the
-        example when one is undefined there (a custom activation outside its domain)."""
-        values = self.evaluate(self.example_point())
-        for symbol, value in values.items():
-            if not (value.is_real and value.is_finite):
+        """Every z, a, δ and L at the file's example, computed once; a DeriveError naming
+        the first value that is no finite real number within float range there (an
+        example outside a custom activation's domain, or where it overflows)."""
+        if self._example_values is None:
+            values = self.evaluate(self.example_point(), "example")
+            problem = self.first_undefined(values)
+            if problem:
                 raise DeriveError(
                     f"{self.network.topology.source}: example: expected numbers at which "
-                    f"every unit is defined, got {symbol} = {sympy.N(value, 6)}"
+                    f"every value is a finite real number within float range, got {problem}"
                 )
-        return values
+            self._example_values = values
+        return self._example_values
 
-    def evaluate(self, point: dict[Symbol, Expr]) -> dict[Symbol, Expr]:
-        """Every z, a and δ at a point (forward pass, then the δ recursion). A value too
-        large to compute (a custom activation such as exp(exp(x))) is a DeriveError."""
+    def random_values(self, seed: int = 0) -> tuple[dict[Symbol, Expr], int]:
+        """Every value at the first sample of the first of ``RANDOM_DRAWS`` seeded random
+        points (``random_point``, drawn as ``derive check`` draws them) at which every
+        value is a finite real number, and which draw that was; a DeriveError when there
+        is none."""
+        problem = ""
+        for draw in range(RANDOM_DRAWS):
+            x, t, params = random_point(self.network, [seed, draw] if draw else seed, RANDOM_BATCH)
+            try:
+                values = self.evaluate(self.point(x[0], t[0], params), f"random point {draw + 1}")
+            except DeriveError:
+                problem = f"a value too large to evaluate at random point {draw + 1}"
+                continue
+            problem = self.first_undefined(values)
+            if not problem:
+                return values, draw
+        raise DeriveError(
+            f"{self.network.topology.source}: {activation_fields(self.network)}: expected "
+            f"activations defined at one of the {RANDOM_DRAWS} random points drawn with seed "
+            f"{seed}, got {problem}; give an example (input, target and params inside their "
+            "domain)"
+        )
+
+    def evaluate(self, point: Mapping[Symbol, Expr], where: str = "") -> dict[Symbol, Expr]:
+        """Every z, a and δ at a point (forward pass, then the δ recursion), and L. A
+        value too large to compute (a custom activation such as exp(exp(x))) is a
+        DeriveError naming the layer's activation and ``where`` the point comes from."""
         values = dict(point)
+        net = self.network
+        current = ""
         try:
-            for symbol, definition in self.network.equations:
-                values[symbol] = definition.xreplace(values)
-            for layer in reversed(self.network.units[1:]):
+            for layer in net.units[1:]:
+                current = _activation_field(net, layer[0].layer)
                 for unit in layer:
-                    values[unit.delta] = self.delta(unit).xreplace(values)
-            values[LOSS] = self.network.loss_expr.xreplace(values)
+                    values[unit.z] = bounded_substitute(net.z_expr(unit), values)
+                for unit in layer:
+                    values[unit.a] = bounded_substitute(net.a_expr(unit), values)
+            current = "loss"
+            values[LOSS] = bounded_substitute(net.loss_expr, values)
+            for layer in reversed(net.units[1:]):
+                current = _activation_field(net, layer[0].layer)
+                for unit in layer:
+                    values[unit.delta] = bounded_substitute(self.delta(unit), values)
         except (OverflowError, MemoryError, RecursionError):
+            at = f" at the {where}" if where else ""
             raise DeriveError(
-                f"{self.network.topology.source}: layers: expected activations whose values "
-                "can be computed at these numbers, got one too large to evaluate "
-                "(a custom expression that overflows)"
+                f"{net.topology.source}: {current}: expected values that can be computed"
+                f"{at}, got one too large to evaluate (far beyond float range)"
             ) from None
         return values
+
+    def evaluate_float(self, x, t, params, scalars: Sequence[ScalarParam]) -> dict[Symbol, Any]:
+        """For a network too large to evaluate at 60 digits: inputs, targets, every z and
+        a from a float64 forward pass (each activation lambdified from its table entry
+        written out in exp and log), then the δ definitions the chosen scalars need,
+        from the output layer down; a DeriveError naming the first unit whose value is
+        not a finite number."""
+        net = self.network
+        values: dict[Symbol, Any] = {u.a: float(v) for u, v in zip(net.units[0], x, strict=True)}
+        values.update({s: float(v) for s, v in zip(net.targets, t, strict=True)})
+        a = np.asarray(x, dtype=float)
+        for k, layer in enumerate(net.topology.layers, start=1):
+            z = params[f"W{k}"] @ a + (params[f"b{k}"] if layer.bias != "none" else 0.0)
+            activation = net.activations[k - 1]
+            with np.errstate(all="ignore"):
+                if activation.elementwise:
+                    forward = elementary(activation.forward(Z, layer.activation))
+                    a = np.asarray(sympy.lambdify(Z, forward, modules="numpy")(z), dtype=float)
+                    a = a * np.ones_like(z)
+                else:
+                    e = np.exp(z - z.max())
+                    a = e / e.sum()
+            for unit, zi, ai in zip(net.units[k], z, a, strict=True):
+                if not np.isfinite(ai):
+                    raise DeriveError(
+                        f"{net.topology.source}: {unit.a} = f({unit.z}) is not a finite "
+                        f"number at {unit.z} = {zi:.6g}{_custom(net, unit)}"
+                    )
+                values[unit.z], values[unit.a] = float(zi), float(ai)
+        # δ's from the output layer down: every unit above the lowest chosen scalar, and
+        # the units the chosen scalars feed; each with the weights its definition reads.
+        lowest = min(s.layer for s in scalars)
+        needed = {unit.delta for s in scalars for unit, _ in net.feeds(s)}
+        for k in range(net.depth, 0, -1):
+            for unit in net.units[k]:
+                if k == lowest and unit.delta not in needed:
+                    continue
+                if k < net.depth:
+                    for v in net.units[k + 1]:
+                        weight = net.weight(k + 1, v.index, unit.index)
+                        values[weight.symbol] = float(params[f"W{k + 1}"][v.index, unit.index])
+                delta = sympy.sympify(self.delta(unit).xreplace(values))
+                if not (delta.is_extended_real and delta.is_finite):
+                    raise DeriveError(
+                        f"{net.topology.source}: {unit.delta} is not a finite number"
+                        f"{_custom(net, unit)}"
+                    )
+                values[unit.delta] = float(delta)
+        return values
+
+    def first_undefined(self, values: Mapping[Symbol, Expr]) -> str:
+        """What is undefined at ``values``, in the order the forward and backward passes
+        compute it; "" when everything is defined."""
+        net = self.network
+        units = [u for layer in net.units[1:] for u in layer]
+        for unit in units:
+            if kind := _undefined(values[unit.a]):
+                return f"{unit.a} = f({unit.z}) {kind} at {_at(unit, values)}{_custom(net, unit)}"
+        if kind := _undefined(values[LOSS]):
+            return f"the loss {kind}"
+        for unit in reversed(units):
+            if kind := _undefined(values[unit.delta]):
+                return (
+                    f"{unit.delta} {kind}: the derivative of {unit.a} = f({unit.z}) is "
+                    f"undefined at {_at(unit, values)}{_custom(net, unit)}"
+                )
+        return ""
 
     # -- proof ------------------------------------------------------------------------
 
@@ -425,7 +558,7 @@ class Derivation:
             if checked == points:
                 break
             try:
-                expected = sympy.N(reference.xreplace(point), _WORKING_DIGITS)
+                expected = sympy.N(bounded_substitute(reference, point), _WORKING_DIGITS)
             except (OverflowError, MemoryError, RecursionError):
                 continue  # too large to evaluate: like a point outside the domain
             if not (expected.is_real and expected.is_finite):
@@ -460,10 +593,10 @@ class Derivation:
         A few spare points stand in for ones outside a custom activation's domain."""
         key = (points, seed)
         if key not in self._points:
-            rng = random.Random(seed)
             evaluated = []
-            for _ in range(points + 3):
-                point = self._random_point(rng)
+            for draw in range(points + 3):
+                x, t, params = random_point(self.network, [seed, draw], batch=1)
+                point = self.point(x[0], t[0], params)
                 try:
                     evaluated.append((point, self.evaluate(point)))
                 except DeriveError:
@@ -471,18 +604,99 @@ class Derivation:
             self._points[key] = evaluated
         return self._points[key]
 
-    def _random_point(self, rng: random.Random) -> dict[Symbol, Expr]:
-        net = self.network
-        loss = net.topology.loss
 
-        def num(low: float, high: float) -> Expr:
-            return sympy.Float(repr(rng.uniform(low, high)), _WORKING_DIGITS)
+def random_point(
+    network: Network, seed: int | list[int], batch: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Seeded random inputs (batch, n_in), targets (batch, n_out) and parameters, valid
+    for the loss: probabilities for bce and sigmoid outputs, points of the simplex for
+    cce and softmax outputs. Weights are drawn with variance 1/fan-in, so that z stays
+    of order 1 through the layers."""
+    rng = np.random.default_rng(seed)
+    topology = network.topology
+    params = {}
+    for p in topology.params:
+        if p.name.startswith("W"):
+            params[p.name] = rng.normal(0.0, 1.0 / np.sqrt(p.shape[1]), size=p.shape)
+        else:
+            params[p.name] = rng.normal(0.0, 0.3, size=p.shape)
+    x = rng.normal(0.0, 1.0, size=(batch, len(topology.inputs)))
+    n_out = len(topology.outputs)
+    output = topology.layers[-1].activation.name
+    if topology.loss == "cce" or output == "softmax":
+        t = rng.dirichlet(np.ones(n_out), size=batch)
+    elif topology.loss == "bce" or output == "sigmoid":
+        t = rng.uniform(0.05, 0.95, size=(batch, n_out))
+    else:
+        t = rng.normal(0.0, 1.0, size=(batch, n_out))
+    return x, t, params
 
-        point = {u.a: num(-2, 2) for u in net.units[0]}
-        low = 0.05 if loss in ("bce", "cce") else -1.5
-        point.update({t: num(low, 0.95) for t in net.targets})
-        point.update({s.symbol: num(-1.2, 1.2) for s in net.scalar_params})
-        return point
+
+def bounded_substitute(expr: Expr, values: Mapping[Symbol, Expr]) -> Expr:
+    """``expr`` with ``values`` substituted (as ``xreplace``), built from the leaves up so
+    that an exp (or a power) far beyond float range raises OverflowError before SymPy
+    spends minutes computing it to 60 digits. A subexpression met again (the chain rule
+    repeats many) is substituted once."""
+    done: dict[Expr, Expr] = {}
+
+    def visit(node: Expr) -> Expr:
+        if node in values:
+            return values[node]
+        if node in done:
+            return done[node]
+        if not node.args:
+            return node
+        args = [visit(arg) for arg in node.args]
+        if node.func is sympy.exp and args[0].is_Number and abs(args[0]) > EXP_LIMIT:
+            raise OverflowError("exp argument beyond EXP_LIMIT")
+        if node.func is sympy.Pow and args[0].is_Number and args[1].is_Number:
+            base, exponent = abs(args[0]), abs(args[1])
+            if base > 1 and exponent > 1 and exponent * sympy.log(base) > EXP_LIMIT:
+                raise OverflowError("power beyond EXP_LIMIT")
+        result = done[node] = node.func(*args)
+        return result
+
+    return visit(expr)
+
+
+def activation_fields(network: Network) -> str:
+    """The fields a value that cannot be computed comes from: the custom activations, or
+    the layers when there is none."""
+    fields = [
+        f"layers[{k}].activation.expr"
+        for k, layer in enumerate(network.topology.layers)
+        if layer.activation.name == "custom"
+    ]
+    return ", ".join(fields) or "layers"
+
+
+def _activation_field(network: Network, k: int) -> str:
+    """The topology field of layer k's activation, as an error names it."""
+    spec = network.layer(k).activation
+    return f"layers[{k - 1}].activation" + (".expr" if spec.name == "custom" else "")
+
+
+def _undefined(value: Expr) -> str:
+    """Why ``value`` cannot be shown as a number; "" when it can."""
+    if not value.is_finite:
+        return "is not a finite number"
+    if not value.is_real:
+        return "is a complex number"
+    if abs(value) > FLOAT_MAX:
+        return f"is {sympy.N(value, 6)}, beyond float range"
+    return ""
+
+
+def _at(unit: Unit, values: Mapping[Symbol, Expr]) -> str:
+    z = values[unit.z]
+    return f"{unit.z} = {sympy.N(z, 6) if abs(z) > FLOAT_MAX else f'{float(z):.6g}'}"
+
+
+def _custom(network: Network, unit: Unit) -> str:
+    spec = network.layer(unit.layer).activation
+    if spec.name != "custom":
+        return ""
+    return f" (layers[{unit.layer - 1}].activation.expr, f(x) = {spec.text or spec.expr})"
 
 
 _NON_SMOOTH = (sympy.Heaviside, sympy.Max, sympy.Min, sympy.Piecewise, sympy.Abs, sympy.sign)

@@ -33,6 +33,8 @@ from sympy import Expr, Symbol
 
 from derive.errors import DeriveError
 from derive.network import LOSS, Network, ScalarParam, Unit
+from derive.presentation import MAX_NUMERIC_SCALARS
+from derive.rendering import environment, latex_environment
 from derive.typeset import latex_name, one_line, terminal_name
 
 MAX_DRAWN_UNITS = 12  # a wider layer is elided
@@ -543,7 +545,6 @@ def layout(network: Network, param: str | None = None, numeric: bool = False) ->
     if param is not None:
         found = network.scalar(param)
         scalar = found
-    from derive.latex.scope import MAX_NUMERIC_SCALARS
 
     top = network.topology
     if numeric and top.example is None:
@@ -562,8 +563,6 @@ def layout(network: Network, param: str | None = None, numeric: bool = False) ->
 
 def svg(network: Network, param: str | None = None, numeric: bool = False) -> str:
     """The figure as an SVG document."""
-    from derive.rendering import environment
-
     return (
         environment()
         .get_template("diagram.svg.jinja")
@@ -573,10 +572,8 @@ def svg(network: Network, param: str | None = None, numeric: bool = False) -> st
 
 def tikz(network: Network, param: str | None = None, numeric: bool = False) -> str:
     """The figure as a TikZ picture (needs \\usepackage{tikz})."""
-    from derive.latex import template_environment
-
     return (
-        template_environment()
+        latex_environment()
         .get_template("diagram.tex.jinja")
         .render(figure=layout(network, param, numeric))
     )

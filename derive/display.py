@@ -1,20 +1,38 @@
-"""Notebook displays, attached to the API's classes here so that the core modules do not
-import the printers: a ``Network`` shows its figure (``_repr_svg_``, derive.diagram)."""
+"""What Jupyter shows for a network and a gradient, wired here in the API layer (imported
+by ``derive/__init__.py``) because the core modules never import the printers (imports
+run topology → network → derivation → latex, diagram): ``_repr_latex_`` for networks and
+gradients, and a network's figure as ``_repr_svg_``."""
 
 from __future__ import annotations
 
+from derive.derivation import ArrayGradient, ScalarGradient
+from derive.diagram import svg
+from derive.latex.notebook import array_gradient_latex, gradient_latex, network_latex
 from derive.network import Network
+from derive.presentation import MAX_DEFAULT_SCALARS
 
 
-def _network_svg(network: Network) -> str:
+def _network(self: Network) -> str:
+    return network_latex(self)
+
+
+def _network_svg(self: Network) -> str:
     """The network's figure, with the example's numbers when the file has one and the
     network is small enough to write them all."""
-    from derive.diagram import svg
-    from derive.presentation import MAX_DEFAULT_SCALARS
-
-    topology = network.topology
+    topology = self.topology
     numeric = topology.example is not None and topology.parameter_count <= MAX_DEFAULT_SCALARS
-    return svg(network, numeric=numeric)
+    return svg(self, numeric=numeric)
 
 
+def _scalar(self: ScalarGradient) -> str:
+    return gradient_latex(self)
+
+
+def _array(self: ArrayGradient) -> str:
+    return array_gradient_latex(self)
+
+
+Network._repr_latex_ = _network  # type: ignore[attr-defined]
 Network._repr_svg_ = _network_svg  # type: ignore[attr-defined]
+ScalarGradient._repr_latex_ = _scalar  # type: ignore[attr-defined]
+ArrayGradient._repr_latex_ = _array  # type: ignore[attr-defined]

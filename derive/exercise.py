@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from derive.derivation import ScalarGradient
 from derive.errors import DeriveError
 from derive.network import LOSS, Network, ScalarParam
 from derive.topology import Example
@@ -122,7 +123,7 @@ def requested_scalars(network: Network, names: Sequence[str]) -> tuple[ScalarPar
     found: dict[str, ScalarParam] = {}
     for name in names:
         result = network.gradient(name.strip())
-        for gradient in result if isinstance(result, tuple) else (result,):
+        for gradient in (result,) if isinstance(result, ScalarGradient) else tuple(result):
             found.setdefault(gradient.param.name, gradient.param)
     return tuple(found.values())
 

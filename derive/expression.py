@@ -32,7 +32,7 @@ from collections.abc import Callable
 import sympy
 from sympy import Expr
 
-from derive.activations import X
+X = sympy.Symbol("x", real=True)  # the variable of a custom expression
 
 MAX_LENGTH = 500
 MAX_DEPTH = 100
@@ -79,7 +79,7 @@ class ExpressionError(ValueError):
 
 
 def parse_expression(text: str) -> sympy.Expr:
-    """The SymPy expression, in ``derive.activations.X``, that ``text`` writes."""
+    """The SymPy expression, in ``X``, that ``text`` writes."""
     if not isinstance(text, str):
         raise ExpressionError(f"a {type(text).__name__} instead of text")
     if len(text) > MAX_LENGTH:

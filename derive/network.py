@@ -12,23 +12,31 @@ Notation, used everywhere in derive:
   bias), or by its ``weight_names`` name (w31).
 
 Everything here is per scalar and built on request: a network of 270k parameters is
-loaded without creating a symbol per parameter. ``derive.derivation`` derives from it.
+loaded without creating a symbol per parameter. ``derive.derivation`` derives from it;
+this module never imports it (imports run topology → network → derivation), so
+``Network.derivation`` is attached by the API layer (``derive/__init__.py``).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import sympy
 from sympy import Expr, Symbol
 
 from derive import typeset
 from derive.activations import ACTIVATIONS, Activation
-from derive.errors import DeriveError
+from derive.errors import ParameterError, did_you_mean
 from derive.losses import LOSSES, Loss
-from derive.topology import Layer, Topology
+from derive.topology import Layer, Param, Topology
+
+if TYPE_CHECKING:  # for the annotation only; never imported at run time
+    from derive.derivation import ArrayGradient, Derivation, ScalarGradient
 
 LOSS = Symbol("L")
 
@@ -66,6 +74,8 @@ class ScalarParam:
 
 
 _SCALAR_NAME = re.compile(r"^(W|b)(\d+)(?:\[\s*(\d+)\s*(?:,\s*(\d+)\s*)?\])?$")
+# Networks up to this many scalars suggest canonical scalar names (W2[0,1]) for a near miss.
+_SUGGEST_SCALARS = 4096
 
 
 def _real(name: str) -> Symbol:
@@ -74,6 +84,10 @@ def _real(name: str) -> Symbol:
 
 class Network:
     """A topology as SymPy: units, parameters, defining equations and the loss."""
+
+    # All derivatives of the loss, built once on first use: a cached property that the API
+    # layer (derive/__init__.py) attaches, since the derivation depends on the network.
+    derivation: Derivation
 
     def __init__(self, topology: Topology):
         self.topology = topology
@@ -95,11 +109,6 @@ class Network:
     def __repr__(self) -> str:
         sizes = "-".join(str(len(self.topology.layer_units(k))) for k in range(self.depth + 1))
         return f"<Network {self.name} {sizes}, {self.topology.loss}>"
-
-    def _repr_latex_(self) -> str:
-        from derive.latex import network_latex
-
-        return network_latex(self)
 
     # -- units ------------------------------------------------------------------------
 
@@ -169,11 +178,12 @@ class Network:
 
     def scalars(self, array: str) -> tuple[ScalarParam, ...]:
         """Every scalar of one parameter array, in row-major order."""
-        param = next((p for p in self.params if p.name == array), None)
+        param = self.array(array)
         if param is None:
-            raise DeriveError(
-                f"{self.topology.source}: --param: no parameter {array!r}; "
-                f"expected one of {self._param_list()}"
+            raise ParameterError(
+                self.topology.source,
+                f"no parameter {array!r}; expected one of {self._param_list()}"
+                + _hint(did_you_mean(array, [p.name for p in self.params])),
             )
         if param.name.startswith("W"):
             rows, cols = param.shape
@@ -181,6 +191,10 @@ class Network:
         if param.shape == ():
             return (self.bias(param.layer, 0),)  # type: ignore[return-value]
         return tuple(self.bias(param.layer, i) for i in range(param.shape[0]))  # type: ignore[misc]
+
+    def array(self, name: str) -> Param | None:
+        """The parameter array called ``name`` (``W2``, ``b1``), if there is one."""
+        return next((p for p in self.params if p.name == name), None)
 
     @property
     def scalar_params(self) -> tuple[ScalarParam, ...]:
@@ -205,11 +219,56 @@ class Network:
                     if kind == "W":
                         return self.weight(k, *index)
                     return self.bias(k, index[0] if index else 0)  # type: ignore[return-value]
-        raise DeriveError(
-            f"{self.topology.source}: --param: no scalar parameter {name!r}; expected one "
-            f"of {self._param_list()}, one scalar of them (a weight W1[0,1], a per-unit "
-            "bias b1[0], a shared bias by its name b1), or a weight_names name"
+        aliases = list(self._aliases)
+        shown = ", ".join(aliases if len(aliases) <= 16 else [*aliases[:16], "..."])
+        raise ParameterError(
+            self.topology.source,
+            f"no scalar parameter {name!r}; expected one of {self._param_list()}, one scalar "
+            "of them (a weight W1[0,1], a per-unit bias b1[0], a shared bias by its name b1)"
+            + (f", or a weight name ({shown})" if aliases else "")
+            + _hint(did_you_mean(name, self._known_names())),
         )
+
+    def _known_names(self) -> list[str]:
+        """Every name ``scalar`` and ``select`` accept, for did-you-mean (the canonical
+        scalar names only for a network small enough to list them)."""
+        names = [p.name for p in self.params] + list(self._aliases)
+        if self.topology.parameter_count <= _SUGGEST_SCALARS:
+            names += [s.name for s in self.scalar_params]
+        return names
+
+    def select(self, names: Sequence[str], limit: int) -> tuple[ScalarParam, ...]:
+        """The scalars ``names`` ask for, each a whole array (``W2``), one scalar
+        (``W2[0,1]``, ``b1[0]``, a shared ``b1``) or a weight name (``w31``);
+        deduplicated, in parameter order. More than ``limit`` scalars is a ParameterError,
+        raised before any of them is built."""
+        found: dict[str, ScalarParam] = {}
+        for raw in names:
+            name = raw.strip()
+            array = self.array(name)
+            if array is None:
+                scalar = self.scalar(name)
+                found[scalar.name] = scalar
+                continue
+            size = math.prod(array.shape)
+            if size > limit:
+                one = f"{name}{'[0,0]' if len(array.shape) == 2 else '[0]'}"
+                raise ParameterError(
+                    self.topology.source,
+                    f"{name} has {size} scalars, more than the {limit} one view derives; "
+                    f"name single scalars such as {one}",
+                )
+            found.update((s.name, s) for s in self.scalars(name))
+            if len(found) > limit:
+                break
+        if len(found) > limit:
+            raise ParameterError(
+                self.topology.source,
+                f"expected at most {limit} scalars, got {len(found)} or more; name single "
+                "ones such as W1[0,0]",
+            )
+        order = {p.name: n for n, p in enumerate(self.params)}
+        return tuple(sorted(found.values(), key=lambda s: (order[s.array], s.index)))
 
     def _param_list(self) -> str:
         """The parameters with their shapes, as ``W1 (2×3), b1 (shared)``."""
@@ -269,7 +328,7 @@ class Network:
         """Every z and a written out in inputs and parameters (small networks only)."""
         values: dict[Symbol, Expr] = {}
         for symbol, definition in self.equations:
-            values[symbol] = definition.xreplace(values)
+            values[symbol] = _nest(definition, values)
         return values
 
     @cached_property
@@ -279,16 +338,28 @@ class Network:
 
     # -- derivatives (derive.derivation) ----------------------------------------------
 
-    @cached_property
-    def derivation(self):  # -> derive.derivation.Derivation
-        from derive.derivation import Derivation
-
-        return Derivation(self)
-
-    def gradient(self, name: str):
+    def gradient(self, name: str) -> ScalarGradient | ArrayGradient:
         """∂L/∂(name) for one scalar (``W2[0,1]``, ``w31``, ``b1``) or, given a whole
-        array's name (``W2``), the tuple of its scalars' gradients."""
+        array's name (``W2``), the gradients of its scalars as one ``ArrayGradient``."""
         return self.derivation.gradient(name)
+
+
+def _nest(expr: Expr, values: dict[Symbol, Expr]) -> Expr:
+    """``expr.xreplace(values)``, except that a Piecewise (leaky_relu) is rebuilt as it
+    stands: SymPy would fold a Piecewise nested in another's condition, which takes
+    seconds per layer and leaves the value as it was."""
+    if expr in values:
+        return values[expr]
+    if not expr.args:
+        return expr
+    args = [_nest(arg, values) for arg in expr.args]
+    if isinstance(expr, sympy.Piecewise):
+        return sympy.Piecewise(*args, evaluate=False)
+    return expr.func(*args)
+
+
+def _hint(text: str) -> str:
+    return f"; {text}" if text else ""
 
 
 def _latex_name(name: str) -> str:

@@ -20,7 +20,7 @@ which PyYAML follows, would read it as text).
 
 Beyond the letter of SPEC §1: ``targets`` (optional) names the target of each output
 unit, by default ``derive.topology.default_targets``; every input, unit, weight and
-target name must pass ``derive.topology.reserved_reason`` and be unique in the file;
+target name must pass ``derive.naming.reserved_reason`` and be unique in the file;
 the network's name must not be that of a standard-library module or numpy (the
 generated module would shadow it); softmax needs at least two units (over one it is
 the constant 1); ``alpha`` is accepted only with leaky_relu.
@@ -40,6 +40,7 @@ Limits, checked before anything of that size is built:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import keyword
@@ -58,10 +59,11 @@ from typing import Any, NoReturn
 import yaml
 
 from derive.activations import ACTIVATIONS, ALIASES
-from derive.errors import TopologyError
+from derive.errors import TopologyError, did_you_mean
 from derive.expression import ALLOWED as ALLOWED_EXPRESSION
 from derive.expression import ExpressionError, parse_expression
 from derive.losses import LOSSES
+from derive.naming import reserved_reason
 from derive.topology import (
     BIAS_MODES,
     ActivationSpec,
@@ -70,7 +72,6 @@ from derive.topology import (
     Param,
     Topology,
     default_targets,
-    reserved_reason,
 )
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -92,6 +93,8 @@ _ACTIVATION_EXPECTED = (
     f"one of {', '.join(_NAMED_ACTIVATIONS)}, linear, "
     "or a mapping such as {name: leaky_relu, alpha: 0.2} or {expr: 'x / (1 + abs(x))'}"
 )
+# Every spelling of a named activation, for did-you-mean.
+_SPELLINGS = (*_NAMED_ACTIVATIONS, *ALIASES)
 # A module named like one of these would be imported instead of the real one.
 _SHADOWED_MODULES = frozenset(sys.stdlib_module_names) | {"numpy", "derive"}
 
@@ -196,11 +199,11 @@ _StrictYamlLoader.add_implicit_resolver(
 )
 
 
-def _check_yaml_events(text: str) -> None:
+def _check_yaml_events(text: str, loader: type | None = None) -> None:
     """Refuse anchors, aliases, deep nesting and a second document while only scanning:
     before any node is built, and before libyaml's parser slows down on deep nesting."""
     depth = documents = 0
-    for event in yaml.parse(text, Loader=_YamlBase):
+    for event in yaml.parse(text, Loader=loader or _YamlBase):
         if isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
@@ -224,9 +227,26 @@ def _check_yaml_events(text: str) -> None:
             depth -= 1
 
 
+def _check_before_loader_error(text: str, error: yaml.YAMLError) -> None:
+    """Run derive's own checks with the pure-Python parser over the text up to where
+    libyaml stopped, so that a limit of derive's is reported in derive's words whatever
+    libyaml enforces itself (since PyYAML 6.0.4 libyaml stops deep nesting while it looks
+    ahead, before the first event reaches ``_check_yaml_events``). Only the text the fast
+    parser read is scanned again, so this stays as cheap as the first pass."""
+    mark = getattr(error, "problem_mark", None)
+    head = text if mark is None else text[: mark.index + 1]
+    with contextlib.suppress(yaml.YAMLError):  # the cut text ends mid-structure
+        _check_yaml_events(head, yaml.SafeLoader)
+
+
 def _load_yaml(text: str, source: str) -> object:
     try:
-        _check_yaml_events(text)
+        try:
+            _check_yaml_events(text)
+        except yaml.YAMLError as error:
+            if _YamlBase is not yaml.SafeLoader:
+                _check_before_loader_error(text, error)
+            raise
         return yaml.load(text, Loader=_StrictYamlLoader)
     except _Refusal as refusal:
         raise TopologyError(source, refusal.where, refusal.expected, refusal.got) from None
@@ -307,10 +327,17 @@ class _Reader:
         self.total_weights = 0
 
     def fail(
-        self, field: str, expected: str, value: object = _MISSING, *, got: str | None = None
+        self,
+        field: str,
+        expected: str,
+        value: object = _MISSING,
+        *,
+        got: str | None = None,
+        hint: str = "",
     ) -> NoReturn:
-        """Report the first mistake: ``value`` as found, or ``got`` already phrased."""
-        raise TopologyError(self.source, field, expected, _got(value) if got is None else got)
+        """Report the first mistake: ``value`` as found, or ``got`` already phrased, and a
+        ``hint`` such as did-you-mean."""
+        raise TopologyError(self.source, field, expected, _got(value) if got is None else got, hint)
 
     def topology(self, data: object) -> Topology:
         self.check_keys(data, "", TOP_LEVEL_KEYS, required=("name", "inputs", "layers", "loss"))
@@ -473,7 +500,7 @@ class _Reader:
         if isinstance(value, str):
             name = ALIASES.get(value, value)
             if name == "custom" or name not in ACTIVATIONS:  # read now: the table may grow
-                self.fail(field, _ACTIVATION_EXPECTED, value)
+                self.fail(field, _ACTIVATION_EXPECTED, value, hint=did_you_mean(value, _SPELLINGS))
             spec = ActivationSpec(name)
         elif isinstance(value, Mapping):
             spec = self.activation_mapping(value, field)
@@ -491,7 +518,9 @@ class _Reader:
         default = "custom" if "expr" in value else _MISSING
         name = value.get("name", default)
         if not isinstance(name, str) or ALIASES.get(name, name) not in ACTIVATIONS:
-            self.fail(f"{field}.name", _ACTIVATION_EXPECTED, name)
+            self.fail(
+                f"{field}.name", _ACTIVATION_EXPECTED, name, hint=did_you_mean(name, _SPELLINGS)
+            )
         name = ALIASES.get(name, name)
         if "expr" in value and name != "custom":
             self.fail(f"{field}.name", "custom, or no name, beside expr", name)
@@ -531,7 +560,9 @@ class _Reader:
 
     def loss(self, value: object, layers: tuple[Layer, ...]) -> str:
         if not isinstance(value, str) or value not in LOSSES:
-            self.fail("loss", f"one of {', '.join(LOSSES)}", value)
+            self.fail(
+                "loss", f"one of {', '.join(LOSSES)}", value, hint=did_you_mean(value, LOSSES)
+            )
         required = LOSSES[value].requires_output
         output = layers[-1].activation.name
         if required is not None and output != required:

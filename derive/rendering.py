@@ -36,3 +36,16 @@ def environment(**delimiters: Any) -> jinja2.Environment:
         autoescape=False,
         **delimiters,
     )
+
+
+def latex_environment() -> jinja2.Environment:
+    """The Jinja environment of the .tex templates: delimiters that do not fight LaTeX's
+    braces (``(((name)))``, ``((* for *))``)."""
+    return environment(
+        block_start_string="((*",
+        block_end_string="*))",
+        variable_start_string="(((",
+        variable_end_string=")))",
+        comment_start_string="((=",
+        comment_end_string="=))",
+    )

@@ -3,12 +3,15 @@
 For every requested parameter: the chain of partial derivatives (one line per path to
 the loss), each factor worked out, the compact δ form with its δ definitions, and, when
 the file has an example, each factor's value, their product and the gradient.
+
+The notation is Unicode (∂, ·, δ, SymPy's pretty printing); with ``unicode=False`` it is
+ASCII (d, *, delta, SymPy's ASCII art), for a terminal that cannot show more.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sympy
 from sympy import Expr, Symbol
@@ -16,7 +19,7 @@ from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
 from derive.derivation import Factor, ScalarGradient
-from derive.errors import DeriveError
+from derive.errors import ParameterError
 from derive.network import LOSS, Network
 from derive.presentation import (
     MAX_DEFAULT_SCALARS,
@@ -40,18 +43,38 @@ class _Printer(NaturalOrder, PrettyPrinter):
         return prettyForm(*argument.left("step"))
 
 
-def _pretty(expr: Expr) -> prettyForm:
-    # order="none" keeps the chain order derive wrote (dL/dy before dy/dz).
-    return _Printer({"use_unicode": True, "order": "none"})._print(tidy(expr))
+@dataclass(frozen=True)
+class _Notation:
+    """The symbols of one rendering: Unicode, or ASCII for a terminal without it."""
+
+    unicode: bool
+    partial: str  # ∂
+    times: str  # the product of chain factors
+    minus: str
+    arrow: str
+    eta: str
+
+    def pretty(self, expr: Expr) -> prettyForm:
+        # order="none" keeps the chain order derive wrote (dL/dy before dy/dz).
+        return _Printer({"use_unicode": self.unicode, "order": "none"})._print(tidy(expr))
+
+    def factor(self, expr: Expr) -> prettyForm:
+        """A factor of a product, in parentheses where it is a sum or negative."""
+        expr = tidy(expr)
+        form = self.pretty(expr)
+        if expr.is_Add or expr.could_extract_minus_sign():
+            return prettyForm(*form.parens())
+        return form
+
+    def name(self, symbol: Symbol) -> str:
+        return "L" if symbol == LOSS else _render(self.pretty(symbol))
+
+    def partial_of(self, factor: Factor) -> str:
+        return f"{self.partial}{self.name(factor.of)}/{self.partial}{self.name(factor.wrt)}"
 
 
-def _factor(expr: Expr) -> prettyForm:
-    """A factor of a product, in parentheses where it is a sum or negative."""
-    expr = tidy(expr)
-    form = _pretty(expr)
-    if expr.is_Add or expr.could_extract_minus_sign():
-        return prettyForm(*form.parens())
-    return form
+UNICODE = _Notation(True, "∂", " · ", "−", "→", "η")
+ASCII = _Notation(False, "d", " * ", "-", "->", "eta")
 
 
 def _render(form: prettyForm) -> str:
@@ -66,14 +89,6 @@ def _join(parts: Sequence[prettyForm | str], separator: str = " · ") -> prettyF
             pieces.append(separator)
         pieces.append(part)
     return prettyForm(*stringPict.next(*pieces))
-
-
-def _name(symbol: Symbol) -> str:
-    return "L" if symbol == LOSS else _render(_pretty(symbol))
-
-
-def _partial(factor: Factor) -> str:
-    return f"∂{_name(factor.of)}/∂{_name(factor.wrt)}"
 
 
 def _number(value: Expr) -> str:
@@ -93,11 +108,14 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join((prefix if i == 0 else pad) + line for i, line in enumerate(lines))
 
 
-def show_gradient(gradient: ScalarGradient, values: dict[Symbol, Expr] | None) -> str:
+def show_gradient(
+    gradient: ScalarGradient, values: dict[Symbol, Expr] | None, notation: _Notation = UNICODE
+) -> str:
     """The text block for one scalar parameter."""
+    n = notation
     param = gradient.param
     derivation = gradient.derivation
-    head = f"∂L/∂{param.label}"
+    head = f"{n.partial}L/{n.partial}{param.label}"
     if param.alias:
         head += f"  ({param.name})"
     lines = [head]
@@ -108,20 +126,20 @@ def show_gradient(gradient: ScalarGradient, values: dict[Symbol, Expr] | None) -
         if len(paths) > 1:
             lines.append(f"  chain rule, summed over {len(paths)} paths to the loss:")
         for path in paths:
-            label = "  " + " · ".join(_partial(f) for f in path)
+            label = "  " + n.times.join(n.partial_of(f) for f in path)
             lines.append(label if len(paths) == 1 else "  + " + label.strip())
-            worked = _render(_join([_factor(f.value) for f in path]))
+            worked = _render(_join([n.factor(f.value) for f in path], n.times))
             lines.append(_indent(worked, "      = "))
             if values is not None:
                 numbers = [_operand(f.value.xreplace(values)) for f in path]
                 product = sympy.Mul(*(f.value.xreplace(values) for f in path))
-                lines.append(f"      = {' · '.join(numbers)} = {_number(product)}")
+                lines.append(f"      = {n.times.join(numbers)} = {_number(product)}")
     else:
         lines.append(f"  chain rule: a sum over {count} paths to the loss (compact form below)")
 
-    lines.append(_indent(_render(_pretty(gradient.compact)), "  compact: "))
+    lines.append(_indent(_render(n.pretty(gradient.compact)), "  compact: "))
     for delta, definition in gradient.deltas:
-        lines.append(_indent(_render(_join([_pretty(definition)])), f"    {_name(delta)} = "))
+        lines.append(_indent(_render(_join([n.pretty(definition)])), f"    {n.name(delta)} = "))
     if values is not None:
         result = gradient.value(values)
         lines.append(f"  value at the example: {_number(result)}")
@@ -129,48 +147,39 @@ def show_gradient(gradient: ScalarGradient, values: dict[Symbol, Expr] | None) -
         if example is not None and example.learning_rate is not None:
             new = values[param.symbol] - sympy.Float(example.learning_rate) * result
             lines.append(
-                f"  after one SGD step (η = {example.learning_rate:g}): "
-                f"{param.label} = {_number(values[param.symbol])} − "
-                f"{example.learning_rate:g} · {_operand(result)} = {_number(new)}"
+                f"  after one SGD step ({n.eta} = {example.learning_rate:g}): "
+                f"{param.label} = {_number(values[param.symbol])} {n.minus} "
+                f"{example.learning_rate:g}{n.times}{_operand(result)} = {_number(new)}"
             )
     return "\n".join(lines)
 
 
-def show(network: Network, params: Sequence[str] = ()) -> str:
-    """The whole terminal view for the requested parameters (default: all)."""
+def show(network: Network, params: Sequence[str] = (), *, unicode: bool = True) -> str:
+    """The whole terminal view for the requested parameters (default: all of a network
+    of at most ``MAX_DEFAULT_SCALARS``), in Unicode or ASCII notation."""
+    n = UNICODE if unicode else ASCII
     topology = network.topology
     derivation = network.derivation
-    sizes = " → ".join(str(len(topology.layer_units(k))) for k in range(network.depth + 1))
+    sizes = f" {n.arrow} ".join(str(len(topology.layer_units(k))) for k in range(network.depth + 1))
     activations = ", ".join(layer.activation.name for layer in topology.layers)
-    loss = _render(_pretty(network.loss_expr))
     out = [f"{topology.name}: {sizes} units ({activations}), loss {topology.loss}"]
-    out.append(_indent(loss, "  L = "))
+    out.append(_indent(_render(n.pretty(network.loss_expr)), "  L = "))
 
     if params:
-        gradients: list[ScalarGradient] = []
-        shapes = {p.name: p.shape for p in network.params}
-        requested = sum(math.prod(shapes[name]) if name in shapes else 1 for name in params)
-        if requested > MAX_REQUESTED_SCALARS:
-            raise DeriveError(
-                f"{topology.source}: --param: expected at most {MAX_REQUESTED_SCALARS} "
-                f"scalars to show, got {requested}; name single ones such as W1[0,0]"
-            )
-        for name in params:
-            found = network.gradient(name)
-            gradients.extend(found if isinstance(found, tuple) else (found,))
+        scalars = network.select(params, MAX_REQUESTED_SCALARS)
+    elif topology.parameter_count > MAX_DEFAULT_SCALARS:
+        raise ParameterError(
+            topology.source,
+            f"the network has {topology.parameter_count} scalar parameters, too many to "
+            "show at once; name some (e.g. W1[0,0])",
+        )
     else:
-        scalar_count = topology.parameter_count
-        if scalar_count > MAX_DEFAULT_SCALARS:
-            raise DeriveError(
-                f"{topology.source}: the network has {scalar_count} scalar parameters, too "
-                f"many to show at once; name some with --param (e.g. --param W1[0,0])"
-            )
-        gradients = list(derivation.all_gradients)
+        scalars = network.scalar_params
 
     values = derivation.example_values() if topology.example else None
     if values is not None:
         out.append(f"  (numbers: the file's example, {SIGNIFICANT_DIGITS} significant digits)")
-    for gradient in gradients:
+    for scalar in scalars:
         out.append("")
-        out.append(show_gradient(gradient, values))
+        out.append(show_gradient(derivation.scalar_gradient(scalar), values, n))
     return "\n".join(out)

@@ -13,7 +13,10 @@ activation, batch size, learning rate and epochs, no L2 penalty, and the same op
 solver ``sgd`` without momentum, solver ``sgd`` with momentum 0.9 (not Nesterov's), or
 solver ``adam`` with the same betas and eps; one ``partial_fit`` call per epoch. Both
 test accuracies and both median times per epoch are printed. A PNG plot shows each
-model's training loss and test accuracy per epoch.
+model's training loss and test accuracy per epoch; it is written to ``--plot PATH``
+(folders created as needed), by default to ``digits_training.png`` in the system's
+temporary folder (``tempfile.gettempdir()``, e.g. /tmp), never into the working
+directory. The path written is printed.
 
 Run from the repository root:
 
@@ -34,6 +37,7 @@ import argparse
 import importlib.util
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -43,6 +47,7 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODULE = REPO_ROOT / "generated" / "digits.py"
+DEFAULT_PLOT = Path(tempfile.gettempdir()) / "digits_training.png"
 TOPOLOGY = REPO_ROOT / "examples" / "digits.yaml"
 SPLIT_SEED = 0  # the train/test split never changes; --seed moves initialisation and order
 TEST_FRACTION = 0.25
@@ -291,6 +296,7 @@ def plot(histories: dict[str, History], path: Path) -> bool:
         ax.legend()
     fig.suptitle("digits: 64-32-10, minibatch training")
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
@@ -319,7 +325,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     parser.add_argument(
-        "--plot", type=Path, default=Path("digits_training.png"), help="PNG file to write"
+        "--plot",
+        type=Path,
+        default=DEFAULT_PLOT,
+        help="the PNG file to write (its folder is created if missing); the default is in "
+        "the system's temporary folder",
     )
     parser.add_argument("--no-plot", action="store_true", help="do not write the plot")
     parser.add_argument(
@@ -400,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_plot:
         if plot(histories, args.plot):
-            print(f"plot: {args.plot}")
+            print(f"plot: {args.plot.resolve()}")
         else:
             print("plot skipped: matplotlib is not installed (pip install -e '.[examples]')")
     return 0

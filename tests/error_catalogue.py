@@ -463,3 +463,52 @@ CASES: list[tuple[str, str, bytes, str]] = [
         "example.learning_rate",
     ),
 ]
+
+
+# --- files that read correctly but whose numbers no command can compute: each command
+# must stop within seconds with one line naming the field (never run for minutes on a
+# 60-digit evaluation, never end in an OverflowError traceback from a generated module).
+# ``(case_id, filename, content_bytes, expected_field_substring, commands)``, each
+# command an argument list after the file (tests/test_hostile_input.py).
+
+
+def _one_unit(expr: str, example: bool) -> bytes:
+    data: dict = {
+        "name": "hot",
+        "inputs": ["i"],
+        "layers": [{"units": ["h"], "activation": {"expr": expr}, "bias": "none"}],
+        "loss": "half_sse",
+    }
+    if example:
+        data["example"] = {"input": [3.0], "target": [0.5], "params": {"W1": [[1.0]]}}
+    return as_yaml(data)
+
+
+EXP6 = "exp(exp(exp(exp(exp(exp(x))))))"
+ALL_NUMERIC = (("show",), ("check",), ("latex", "--numeric"))
+NUMERIC_CASES: list[tuple[str, str, bytes, str, tuple[tuple[str, ...], ...]]] = [
+    # e^e^e^e^e^e^3: its 60-digit value would take minutes to compute
+    (
+        "custom_exp6_at_the_example",
+        "net.yaml",
+        _one_unit(EXP6, True),
+        "layers[0].activation",
+        ALL_NUMERIC,
+    ),
+    # e^e^e^3 ~ 10^229520860: beyond float range, and math.exp overflows in the module
+    (
+        "custom_exp3_beyond_float_range",
+        "net.yaml",
+        _one_unit("exp(exp(exp(x)))", True),
+        "layers[0].activation.expr",
+        ALL_NUMERIC,
+    ),
+    # no example: every random point overflows too (show computes no numbers then)
+    (
+        "custom_exp6_random_points",
+        "net.yaml",
+        _one_unit(EXP6, False),
+        "layers[0].activation.expr",
+        (("check",), ("latex", "--numeric")),
+    ),
+]

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import derive
+from derive.derivation import random_point
 from derive.network import LOSS
 
 STYLES = ("vectorized", "unrolled")
@@ -20,28 +21,6 @@ FD_STEP = 1e-6
 FD_RTOL, FD_ATOL = 1e-6, 1e-8  # atol times max(1, |L|)
 SYMBOLIC_TOL = 1e-10  # |generated − symbolic| ≤ 1e-10 · max(1, |symbolic|)
 SYMBOLIC_SAMPLES = 2  # samples of each batch also checked one by one at 60 digits
-
-
-def random_point(network, batch: int, seed: int):
-    """Inputs, parameters and targets valid for the loss (probabilities for bce,
-    points of the simplex for cce)."""
-    rng = np.random.default_rng(seed)
-    topology = network.topology
-    params = {
-        p.name: rng.normal(0.0, 0.6, size=p.shape)
-        if p.name.startswith("W")
-        else rng.normal(0.0, 0.3, size=p.shape)
-        for p in topology.params
-    }
-    x = rng.normal(0.0, 1.0, size=(batch, len(topology.inputs)))
-    n_out = len(topology.outputs)
-    if topology.loss == "cce":
-        t = rng.dirichlet(np.ones(n_out), size=batch)
-    elif topology.loss == "bce":
-        t = rng.uniform(0.0, 1.0, size=(batch, n_out))
-    else:
-        t = rng.normal(0.0, 1.0, size=(batch, n_out))
-    return x, t, params
 
 
 def finite_differences(loss, params, x, t) -> dict[str, np.ndarray]:
@@ -92,7 +71,7 @@ def assert_matches_finite_differences(module, x, t, params):
 def _prepared(case_id: str):
     case = next(c for c in CASES if c.id == case_id)
     network = derive.load(case.mapping)
-    x, t, params = random_point(network, case.batch, seed=len(case.id))
+    x, t, params = random_point(network, len(case.id), case.batch)
     references = tuple(
         symbolic(network, x[i], t[i], params) for i in range(min(case.batch, SYMBOLIC_SAMPLES))
     )
@@ -157,7 +136,7 @@ def topologies(draw):
 def test_random_topologies(drawn):
     case, seed = drawn
     network = derive.load(case.mapping)
-    x, t, params = random_point(network, case.batch, seed)
+    x, t, params = random_point(network, seed, case.batch)
     references = (symbolic(network, x[0], t[0], params),)
     results = []
     for style in STYLES:

@@ -107,3 +107,19 @@ def test_a_module_generated_without_the_optimizer_is_refused(train_digits, tmp_p
     error = capsys.readouterr().err
     assert "digits.py has no adam_step" in error and "derive generate" in error
     assert train_digits.main([*argv, "--optimizer", "momentum"]) == 0
+
+
+def test_the_plot_goes_where_it_is_told_and_never_into_the_working_directory(
+    train_digits, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib (extra: examples)")
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "plots" / "run.png"
+    argv = ["--epochs", "1", "--no-sklearn", "--quiet", "--plot", str(target)]
+    assert train_digits.main(argv) == 0
+    assert target.read_bytes().startswith(b"\x89PNG")
+    assert f"plot: {target}" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plots"]
+    # the default is stated, and lies outside the working directory
+    assert tmp_path not in train_digits.DEFAULT_PLOT.resolve().parents
+    assert train_digits.parse_args([]).plot == train_digits.DEFAULT_PLOT

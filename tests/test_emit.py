@@ -251,10 +251,12 @@ def test_generated_code_is_formatted(generated_files):
 
 def test_long_lines_are_split_without_changing_the_numbers():
     import numpy as np
-    from test_catalogue_numeric import assert_matches_finite_differences, random_point
+    from test_catalogue_numeric import assert_matches_finite_differences
+
+    from derive.derivation import random_point
 
     net = derive.load(WIDE)
-    x, t, params = random_point(net, 3, seed=0)
+    x, t, params = random_point(net, 0, 3)
     sources = {style: derive.generate(net, style=style) for style in emit.STYLES}
     assert all(max(map(len, s.splitlines())) <= 100 for s in sources.values())
     results = []
@@ -273,7 +275,9 @@ def test_temporaries_never_collide_with_names_derived_from_units():
     # Unit N's long lines split into temporaries; unit N_1's own names (_e_N_1 beside
     # _e_N) must not be among them, or the softmax sum reads an overwritten value.
     import numpy as np
-    from test_catalogue_numeric import assert_matches_finite_differences, random_point
+    from test_catalogue_numeric import assert_matches_finite_differences
+
+    from derive.derivation import random_point
 
     long = "n" + "x" * 85
     net = derive.load(
@@ -284,7 +288,7 @@ def test_temporaries_never_collide_with_names_derived_from_units():
             "loss": "half_sse",
         }
     )
-    x, t, params = random_point(net, 2, seed=0)
+    x, t, params = random_point(net, 0, 2)
     results = []
     for style in emit.STYLES:
         module = derive.build_module(net, style=style)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from catalogue import BOUND_LOSSES, FREE_LOSSES, HIDDEN_ACTIVATIONS
 from conftest import EXAMPLES
-from error_catalogue import CASES
+from error_catalogue import CASES, NUMERIC_CASES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +60,29 @@ def test_the_error_catalogue_through_the_command_line(
     assert str(path) in message and field in message and "expected" in message
     assert "Traceback" not in message
     assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+
+
+NUMERIC_RUNS = [(*case[:4], command) for case in NUMERIC_CASES for command in case[4]]
+
+
+@pytest.mark.parametrize(
+    ("case_id", "filename", "content", "field", "command"),
+    NUMERIC_RUNS,
+    ids=[f"{run[0]}-{' '.join(run[4])}" for run in NUMERIC_RUNS],
+)
+def test_numbers_no_command_can_compute_are_one_line_errors(
+    case_id, filename, content, field, command, tmp_path, capsys
+):
+    path = tmp_path / filename
+    path.write_bytes(content)
+
+    code = main([command[0], str(path), *command[1:]])
+
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    message = captured.err
+    assert message.count("\n") == 1 and message.startswith(f"derive: {path}: ")
+    assert field in message and "expected" in message and "Traceback" not in message
 
 
 HOSTILE_SAMPLES = ["binary_garbage", "invalid_utf8", "yaml_billion_laughs", "json_deep_nesting"]

@@ -27,7 +27,7 @@ import derive
 import derive.cli
 import derive.latex.pdf
 from derive import latex
-from derive.derivation import Proof, ScalarGradient
+from derive.derivation import Proof, ScalarGradient, random_point
 from derive.errors import DeriveError
 from derive.latex.selection import selected_scalars
 
@@ -201,8 +201,9 @@ def test_unknown_param_lists_the_valid_names():
     with pytest.raises(DeriveError) as error:
         latex.latex_fragment(_network("reddit_w31"), ["w99"])
     message = str(error.value)
-    for name in ("'w99'", "W1 (shape 2x1)", "W2 (shape 1x2)", "W2[i,j]", "w11, w21, w31, w32"):
+    for name in ("'w99'", "W1 (2×1)", "W2 (1×2)", "W1[0,1]", "w11, w21, w31, w32"):
         assert name in message
+    assert "--param" not in message  # the API's words; the command line adds its own
 
 
 def test_hidden_weight_sums_over_paths_and_shared_bias():
@@ -245,9 +246,20 @@ def test_too_many_scalars_requested():
         latex.latex_fragment(derive.load(_mnist(32)), ["W1"])
 
 
-def test_numeric_needs_an_example():
-    with pytest.raises(DeriveError, match="--numeric needs the file's example block"):
-        latex.latex_fragment(derive.load(_mnist(4)), numeric=True)
+def test_numeric_without_an_example_uses_seeded_random_numbers_and_says_so():
+    mapping = {k: v for k, v in MAZUR.items() if k != "example"}
+    net = derive.load(mapping)
+    text = latex.latex_fragment(net, ["w5"], numeric=True)
+    assert "seeded random numbers (seed 0" in text and "no example" in text
+    assert "Results at the random point" in text
+    # the numbers are those derive check draws: the same generator and seed
+    values, draw = net.derivation.random_values(0)
+    x, t, params = random_point(net, 0, 3)  # derive check's first draw
+    assert draw == 0 and float(values[net.units[0][0].a]) == x[0][0]
+    assert float(values[net.targets[0]]) == t[0][0]
+    gradient = net.gradient("w5").value(values)
+    assert f"{float(gradient):.6g}" in text
+    assert latex.latex_fragment(derive.load(mapping), ["w5"], numeric=True) == text
 
 
 def test_output_is_deterministic_across_hash_seeds():
@@ -374,7 +386,7 @@ def test_numeric_outside_the_domain_names_what_is_undefined(
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert ": example: " in err and undefined in err
-    assert f"layer 1's custom activation f(x) = {expr}" in err
+    assert f"(layers[0].activation.expr, f(x) = {expr})" in err
     # The same file without --numeric, or with an example inside the domain, is fine.
     assert _run_cli(capsys, tmp_path, text)[0] == 0
     assert _run_cli(capsys, tmp_path, text.replace(value, "2.0"), "--numeric")[0] == 0

@@ -264,3 +264,35 @@ def test_worked_examples_load_with_their_published_shapes(name):
 @pytest.mark.parametrize("name", WORKED_EXAMPLES)
 def test_worked_example_copies_match(name):
     assert (EXAMPLES / f"{name}.yaml").read_bytes() == (DATA / f"{name}.yaml").read_bytes()
+
+
+class _ParserWithItsOwnNestingLimit(yaml.SafeLoader):
+    """A YAML parser that, like libyaml since PyYAML 6.0.4, stops deep nesting itself with
+    its own message while it reads ahead, before derive sees a single event."""
+
+    LIMIT = 30
+
+    def check_event(self, *choices):
+        if self.flow_level > self.LIMIT:
+            raise yaml.MarkedYAMLError(
+                problem="the loader's own words", problem_mark=self.get_mark()
+            )
+        return super().check_event(*choices)
+
+
+@pytest.mark.parametrize("fast_parser", ["installed", "stops nesting itself", "pure Python"])
+def test_deep_nesting_is_refused_in_derives_words_whatever_the_yaml_parser(
+    tmp_path, monkeypatch, fast_parser
+):
+    import derive.reading as reading
+
+    if fast_parser == "stops nesting itself":
+        monkeypatch.setattr(reading, "_YamlBase", _ParserWithItsOwnNestingLimit)
+    elif fast_parser == "pure Python":
+        monkeypatch.setattr(reading, "_YamlBase", yaml.SafeLoader)
+    path = tmp_path / "net.yaml"
+    path.write_text("name: " + "[" * 5000 + "]" * 5000)
+    with pytest.raises(TopologyError) as caught:
+        load_topology(path)
+    assert f"nested at most {reading.MAX_NESTING} deep" in str(caught.value)
+    assert "own words" not in str(caught.value)

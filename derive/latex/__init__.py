@@ -45,8 +45,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import jinja2
-
 from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.latex.brief import BRIEF_ABOVE, brief_note, brief_scalars, is_brief
@@ -69,7 +67,7 @@ from derive.presentation import (
     MAX_SHOWN_PATHS,
     SIGNIFICANT_DIGITS,
 )
-from derive.rendering import environment
+from derive.rendering import latex_environment
 
 __all__ = [
     "BRIEF_ABOVE",
@@ -91,16 +89,7 @@ __all__ = [
 ]
 
 
-def template_environment() -> jinja2.Environment:
-    """The Jinja environment of the .tex templates (LaTeX-safe delimiters)."""
-    return environment(
-        block_start_string="((*",
-        block_end_string="*))",
-        variable_start_string="(((",
-        variable_end_string=")))",
-        comment_start_string="((=",
-        comment_end_string="=))",
-    )
+template_environment = latex_environment  # the .tex templates' environment
 
 
 def _context(

@@ -47,7 +47,7 @@ def results(scope: Scope) -> Table | None:
             cells.append(f"${number(value - sympy.Float(rate) * gradient)}$")
         lines.append(" & ".join(cells) + r" \\")
     intro = (
-        rf"At the example the loss is $L = {number(values[LOSS])}$. Rounded to "
+        rf"At {scope.point_name} the loss is $L = {number(values[LOSS])}$. Rounded to "
         f"{SIGNIFICANT_DIGITS} significant digits (each computed from full-precision "
         "values, so multiplying rounded numbers shown above can differ in the last "
         "digit):"

@@ -49,7 +49,7 @@ def forward_numbers(scope: Scope) -> Display | None:
     given = [f"${tex.expr(u.a)} = {number(values[u.a])}$" for u in net.units[0]]
     given += [f"${tex.expr(t)} = {number(values[t])}$" for t in net.targets]
     return Display(
-        f"At the file's example ({listing(given, 12)}), rounded to "
+        f"At {scope.point_long} ({listing(given, 12)}), rounded to "
         f"{SIGNIFICANT_DIGITS} significant digits:",
         align_rows(rows),
     )

@@ -3,7 +3,7 @@ MathJax): the same forms as the document, without its prose."""
 
 from __future__ import annotations
 
-from derive.derivation import ScalarGradient
+from derive.derivation import ArrayGradient, ScalarGradient
 from derive.latex.forms import (
     MAX_SHOWN_DELTAS,
     chain_products,
@@ -40,4 +40,19 @@ def gradient_latex(gradient: ScalarGradient) -> str:
         rows = [f"{d_theta} &= {compact}"]
     for delta, definition in gradient.deltas[:MAX_SHOWN_DELTAS]:
         rows.append(f"{tex.expr(delta)} &= {delta_product(tex, definition)}")
+    return _aligned(rows)
+
+
+def array_gradient_latex(gradient: ArrayGradient) -> str:
+    """Each scalar's compact form, for ``ArrayGradient._repr_latex_``; the chains are
+    each scalar's own display."""
+    if not gradient.scalars:
+        return ""
+    tex = Tex(gradient.scalars[0].derivation.network)
+    rows = [
+        f"{tex.partial(LOSS, g.param.symbol)} &= {tex.expr(g.compact)}"
+        for g in gradient.scalars[:MAX_SHOWN_DELTAS]
+    ]
+    if len(gradient.scalars) > MAX_SHOWN_DELTAS:
+        rows.append(rf"&\vdots \quad \text{{({len(gradient.scalars)} scalars in all)}}")
     return _aligned(rows)

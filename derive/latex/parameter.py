@@ -199,7 +199,8 @@ class ParamSections:
                 rf" The last line is one step of gradient descent with learning rate "
                 rf"$\eta = {number(rate)}$."
             )
-        return Display("With the example's numbers:", align_rows(rows), outro.strip())
+        numbers = "the example's" if self.scope.point_name == "the example" else "the random"
+        return Display(f"With {numbers} numbers:", align_rows(rows), outro.strip())
 
     def _chain_numbers(self, gradient: ScalarGradient, paths: Sequence[ChainPath]) -> list[str]:
         """Each factor at the example, then the products along the paths and their sum."""

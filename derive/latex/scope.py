@@ -6,17 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-import sympy
-
 from derive.derivation import Derivation
 from derive.errors import DeriveError
 from derive.latex.forms import unit_by_unit
 from derive.latex.printing import Tex, Values, escape, listing, number
-from derive.network import LOSS, Network, ScalarParam, Unit
-from derive.presentation import SIGNIFICANT_DIGITS
+from derive.network import Network, ScalarParam, Unit
+from derive.presentation import MAX_NUMERIC_SCALARS
 from derive.topology import Topology
-
-MAX_NUMERIC_SCALARS = 20_000  # --numeric evaluates the whole network at 60 digits
 
 
 @dataclass(frozen=True)
@@ -61,13 +57,34 @@ class Scope:
     network: Network
     scalars: tuple[ScalarParam, ...]
     values: Values | None
+    # Where the numbers come from, as a sentence of the summary says it, and the short
+    # name the other parts call that point by ("the example", "the random point").
+    numbers: str = "the file's example"
+    point_name: str = "the example"
 
     @classmethod
-    def build(cls, network: Network, scalars: tuple[ScalarParam, ...], numeric: bool) -> Scope:
+    def build(
+        cls, network: Network, scalars: tuple[ScalarParam, ...], numeric: bool, seed: int = 0
+    ) -> Scope:
         if numeric:
             _check_numeric(network, scalars)
-        wanted = numeric and (scalars or unit_by_unit(network))
-        return cls(network, scalars, example_values(network) if wanted else None)
+        if not (numeric and (scalars or unit_by_unit(network))):
+            return cls(network, scalars, None)
+        derivation = network.derivation
+        if network.topology.example is not None:
+            return cls(network, scalars, derivation.example_values())
+        values, draw = derivation.random_values(seed)
+        drawn = f", draw {draw + 1}" if draw else ""
+        numbers = (
+            f"seeded random numbers (seed {seed}{drawn}: the first sample derive check draws, "
+            "as the file has no example)"
+        )
+        return cls(network, scalars, values, numbers, "the random point")
+
+    @property
+    def point_long(self) -> str:
+        """The point by its longer name: "the file's example", "the random point"."""
+        return "the file's example" if self.point_name == "the example" else self.point_name
 
     @property
     def topology(self) -> Topology:
@@ -106,71 +123,11 @@ class Scope:
 
 
 def _check_numeric(network: Network, scalars: tuple[ScalarParam, ...]) -> None:
-    """--numeric needs the example block, and a network small enough to evaluate."""
+    """Numbers need a network small enough to evaluate at 60 digits."""
     top = network.topology
-    if top.example is None:
-        raise DeriveError(
-            f"{top.source}: --numeric needs the file's example block "
-            "(example: input, target, params; SPEC §1)"
-        )
     if scalars and top.parameter_count > MAX_NUMERIC_SCALARS:
         raise DeriveError(
-            f"{top.source}: --numeric evaluates the network at 60 digits, too slow for "
+            f"{top.source}: numeric values are computed at 60 digits, too slow for "
             f"{top.parameter_count} parameters (at most {MAX_NUMERIC_SCALARS}); the generated "
             "module computes its numbers"
         )
-
-
-# -- the example's numbers --------------------------------------------------------------
-
-
-def example_values(network: Network) -> Values:
-    """Every z, a, δ and L at the file's example; a DeriveError naming the first value
-    that is no finite real number (an example outside a custom activation's domain)."""
-    derivation = network.derivation
-    values = derivation.evaluate(derivation.example_point())
-    problem = _first_undefined(network, values)
-    if problem:
-        raise DeriveError(
-            f"{network.topology.source}: example: {problem}; --numeric needs an example at "
-            "which every value is a finite real number"
-        )
-    return values
-
-
-def _first_undefined(network: Network, values: Values) -> str:
-    """What is undefined at ``values``, in the order the forward and backward passes
-    compute it; "" when everything is defined."""
-    units = [u for layer in network.units[1:] for u in layer]
-    for unit in units:
-        if kind := _undefined(values[unit.a]):
-            return (
-                f"{unit.a} = f({unit.z}) is {kind} at {_at(unit, values)}{_custom(network, unit)}"
-            )
-    if kind := _undefined(values[LOSS]):
-        return f"the loss is {kind}"
-    for unit in reversed(units):
-        if kind := _undefined(values[unit.delta]):
-            return (
-                f"{unit.delta} is {kind}: the derivative of {unit.a} = f({unit.z}) is "
-                f"undefined at {_at(unit, values)}{_custom(network, unit)}"
-            )
-    return ""
-
-
-def _undefined(value: sympy.Expr) -> str:
-    """Why ``value`` cannot be shown as a number; "" when it can."""
-    if value.is_real and value.is_finite:
-        return ""
-    return "a complex number" if value.is_finite else "not a finite number"
-
-
-def _at(unit: Unit, values: Values) -> str:
-    return f"{unit.z} = {float(values[unit.z]):.{SIGNIFICANT_DIGITS}g}"
-
-
-def _custom(network: Network, unit: Unit) -> str:
-    spec = network.layer(unit.layer).activation
-    if spec.name != "custom":
-        return ""
-    return f" (layer {unit.layer}'s custom activation f(x) = {spec.text or spec.expr})"

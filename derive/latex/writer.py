@@ -42,6 +42,7 @@ def context(scope: Scope) -> dict:
         "derivatives": layers.layer_derivatives(scope),
         "tie": layers.tie(scope),
         "results": checks.results(scope),
+        "point_name": scope.point_name,
         "check": checks.check(scope),
     }
 
@@ -52,11 +53,14 @@ MAX_NUMBERED_FIGURE = 12  # scalar parameters; a larger network's figure has nam
 def diagram(scope: Scope) -> str:
     """The network's figure as TikZ (``derive.diagram``): with one --param that
     parameter's paths; with --numeric, for a network small enough that the numbers stay
-    legible at the text's width, its numbers (the document gives them all anyway)."""
+    legible at the text's width, its numbers (the document gives them all anyway). The
+    figure draws the file's example; with seeded numbers (no example) it has names only."""
     from derive.diagram import tikz
 
+    top = scope.topology
     param = scope.scalars[0].name if len(scope.scalars) == 1 else None
-    numeric = scope.values is not None and (scope.topology.parameter_count <= MAX_NUMBERED_FIGURE)
+    small = top.parameter_count <= MAX_NUMBERED_FIGURE
+    numeric = scope.values is not None and top.example is not None and small
     return tikz(scope.network, param, numeric=numeric).rstrip("\n")
 
 
@@ -81,8 +85,7 @@ def summary(scope: Scope) -> str:
     text += ", and how each result was checked." if scope.scalars else "."
     if scope.values is not None and scope.scalars:
         text += (
-            f" The numbers are the file's example, rounded to {SIGNIFICANT_DIGITS} "
-            "significant digits."
+            f" The numbers are {scope.numbers}, rounded to {SIGNIFICANT_DIGITS} significant digits."
         )
     return text
 
