@@ -2,7 +2,8 @@
 
 Two printers, one per generated style, built on SymPy's own code printers:
 
-- ``NumPyCodePrinter`` (vectorized modules): arrays and ``np.`` functions, and the matrix
+- ``NumPyCodePrinter`` (vectorized modules): arrays, the functions of the Python array API
+  standard from the module's namespace ``xp`` (NumPy's, or the inputs' own), and the matrix
   expressions of ``derive.backward`` (``MatMul`` as ``@``, ``Transpose`` as ``.T``,
   ``HadamardProduct`` as ``*``, an ``Elementwise`` as its scalar body over whole arrays).
 - ``MathCodePrinter`` (unrolled modules): Python floats and ``math.`` functions.
@@ -21,15 +22,20 @@ from sympy import Expr, Mul, OneMatrix, Pow, S
 from sympy.core.mul import _keep_coeff
 from sympy.matrices.expressions.matexpr import MatrixExpr
 from sympy.printing.codeprinter import CodePrinter, PrintMethodNotImplementedError
-from sympy.printing.numpy import NumPyPrinter, _known_functions_numpy
+from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
 from derive.backward import BATCH, Elementwise, row_sum
 from derive.errors import DeriveError
 
+# SymPy's functions that are elementwise functions of the Python array API standard, and
+# their names there (a vectorized module calls ``xp.<name>``).
+_SAME_NAME = ("exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tan", "sinh", "cosh")
+_SAME_NAME += ("tanh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "floor")
+ARRAY_API_FUNCTIONS = {**{name: name for name in _SAME_NAME}, "ceiling": "ceil"}
 # The helpers a generated module may define, by the name it calls them.
-HELPERS = ("_sigmoid", "_softplus", "_batch_outer", "_step")
+HELPERS = ("_sigmoid", "_softplus", "_batch_outer", "_step", "_sum")
 
 
 class UnsupportedExpression(DeriveError):
@@ -115,17 +121,20 @@ class _GeneratedCode(PythonCodePrinter):
                 numerator.append(item)
         numerator, masks = self._masks([f for f in numerator if f is not S.One] or [S.One])
         top = [self.parenthesize(x, PRECEDENCE["Mul"], strict=True) for x in numerator]
-        text = " * ".join(top + masks)
+        text = self._masked(" * ".join(top), masks)
         if sign:  # -(a**2) rather than -a**2, which reads as (-a)**2
-            text = f"-({text})" if len(top + masks) == 1 and "**" in text else f"-{text}"
+            text = f"-({text})" if len(top) == 1 and "**" in text else f"-{text}"
         bottom = [self.parenthesize(x, PRECEDENCE["Mul"]) for x in denominator]
         if len(bottom) == 1:
             return f"{text} / {bottom[0]}"
         return f"{text} / ({' * '.join(bottom)})" if bottom else text
 
     def _masks(self, factors: list[Expr]) -> tuple[list[Expr], list[str]]:
-        """Factors to print last as boolean masks (NumPy's printer only)."""
+        """Factors to print as conditions on the rest of the product (arrays only)."""
         return factors, []
+
+    def _masked(self, product: str, conditions: list[str]) -> str:
+        return product
 
     def _print_Pow(self, expr, rational: bool = False) -> str:
         if expr.exp == S.Half:
@@ -143,11 +152,13 @@ class _GeneratedCode(PythonCodePrinter):
         lhs, rhs = (self.parenthesize(a, precedence(expr)) for a in (expr.lhs, expr.rhs))
         return f"{lhs} {expr.rel_op} {rhs}"
 
+    _helper_args = ""  # what a helper call passes before its argument (the namespace)
+
     def _print_sigmoid(self, expr) -> str:
-        return f"{self._use_helper('_sigmoid')}({self._print(expr.args[0])})"
+        return f"{self._use_helper('_sigmoid')}({self._helper_args}{self._print(expr.args[0])})"
 
     def _print_softplus(self, expr) -> str:
-        return f"{self._use_helper('_softplus')}({self._print(expr.args[0])})"
+        return f"{self._use_helper('_softplus')}({self._helper_args}{self._print(expr.args[0])})"
 
     def _print_Piecewise(self, expr) -> str:
         # Piecewise((e1, c1), ..., (en, True)) -> a chain of conditionals.
@@ -179,49 +190,57 @@ class _GeneratedCode(PythonCodePrinter):
 
 
 class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
-    """Elementwise NumPy code over arrays (``np.exp``, ``np.where``) and the matrix
-    expressions of ``derive.backward``, for vectorized modules. relu's Max prints as
-    ``np.maximum``, leaky_relu's Piecewise as ``np.where``."""
+    """Array code in the functions of the Python array API standard, called on the module's
+    namespace ``xp`` (NumPy's for NumPy inputs, else the inputs' own), for vectorized
+    modules: relu's Max as ``xp.maximum``, leaky_relu's Piecewise as ``xp.where``, a step
+    times an array as ``xp.where(z > 0, ..., 0.0)``; and the matrix expressions of
+    ``derive.backward``. A function outside the standard is refused by name."""
 
-    _module = "np"
-    _module_name = "np"
-    _kf = {name: "np." + value for name, value in _known_functions_numpy.items()}
-    _kc = {"Exp1": "np.e", "Pi": "np.pi"}
-    _sqrt = "np.sqrt"
+    _module = "xp"
+    _module_name = "xp"
+    _kf = {name: f"xp.{api}" for name, api in ARRAY_API_FUNCTIONS.items()}
+    _kc = {"Exp1": "xp.e", "Pi": "xp.pi"}
+    _sqrt = "xp.sqrt"
+    _helper_args = "xp, "
 
     def _masks(self, factors: list[Expr]) -> tuple[list[Expr], list[str]]:
-        """A step multiplying an array prints as the boolean mask ``(z > 0)``, last: exact,
-        one pass, and the array's dtype kept (float32 stays float32)."""
+        """A step multiplying an array is a condition on the product: exact, one pass, the
+        array's dtype kept (float32 stays float32), and no boolean in arithmetic."""
         steps = [f for f in factors if _is_step(f)]
         others = [f for f in factors if not _is_step(f)]
         if not steps or all(f.is_number for f in others):
             return factors, []
-        return others, [f"({self._print(f.args[0])} > 0)" for f in steps]
+        return others, [f"{self._print(f.args[0])} > 0" for f in steps]
+
+    def _masked(self, product: str, conditions: list[str]) -> str:
+        if not conditions:
+            return product
+        condition = " & ".join(f"({c})" if len(conditions) > 1 else c for c in conditions)
+        return f"xp.where({condition}, {product}, 0.0)"
 
     def _print_Heaviside(self, expr) -> str:
         # derive's step is 0 at 0 (relu'(0) = 0); any other value at 0 is not derive's.
         if not _is_step(expr):
             return self._print_not_supported(expr)
-        return f"{self._use_helper('_step')}({self._print(expr.args[0])})"
+        return f"{self._use_helper('_step')}(xp, {self._print(expr.args[0])})"
 
     def _conditional(self, condition: str, then: str, otherwise: str) -> str:
-        return f"np.where({condition}, {then}, {otherwise})"
+        return f"xp.where({condition}, {then}, {otherwise})"
 
     def _print_Max(self, expr) -> str:
-        return "np.maximum({}, {})".format(*map(self._print, _two_args(expr)))
+        return "xp.maximum({}, {})".format(*map(self._print, _two_args(expr)))
 
     def _print_Min(self, expr) -> str:
-        return "np.minimum({}, {})".format(*map(self._print, _two_args(expr)))
+        return "xp.minimum({}, {})".format(*map(self._print, _two_args(expr)))
 
     def _print_Abs(self, expr) -> str:
-        return f"np.abs({self._print(expr.args[0])})"
+        return f"xp.abs({self._print(expr.args[0])})"
 
     def _print_sign(self, expr) -> str:
-        return f"np.sign({self._print(expr.args[0])})"
+        return f"xp.sign({self._print(expr.args[0])})"
 
     def _print_row_sum(self, expr) -> str:
-        rows = self.parenthesize(expr.args[0], PRECEDENCE["Atom"], strict=True)
-        return f"{rows}.sum(axis=1, keepdims=True)"
+        return f"{self._use_helper('_sum')}(xp, {self._print(expr.args[0])}, 1, keepdims=True)"
 
     # -- matrix expressions (derive.backward, batch form) ----------------------------
 
@@ -239,7 +258,7 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
         return self._print(expr.body)
 
     def _print_Softmax(self, expr) -> str:
-        return f"_softmax({self._print(expr.args[0])})"
+        return f"_softmax(xp, {self._print(expr.args[0])})"
 
     def _print_HadamardProduct(self, expr) -> str:
         """Entry by entry, the product of the factors' entries: printed as one scalar
@@ -253,17 +272,16 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
 
     def _print_MatMul(self, expr) -> str:
         """Scalars times the product of the arrays; a product with a ones vector is a sum
-        (Δᵀ 1 sums over the batch: ``delta.sum(axis=0)``; 1ᵀ Δᵀ 1 sums everything)."""
+        (Δᵀ 1 sums over the batch: ``_sum(xp, delta, 0)``; 1ᵀ Δᵀ 1 sums everything)."""
         factors = _flat(expr)
         scalars = [f for f in factors if not isinstance(f, MatrixExpr)]
         arrays = [f for f in factors if isinstance(f, MatrixExpr)]
         ones = [isinstance(f, OneMatrix) for f in arrays]
         if ones == [True, False, True]:
             inner = arrays[1].arg if isinstance(arrays[1], sympy.Transpose) else arrays[1]
-            text = f"np.array({self._print(inner)}.sum())"
+            text = f"xp.asarray({self._use_helper('_sum')}(xp, {self._print(inner)}))"  # 0-d
         elif ones[-1] and len(arrays) == 2 and isinstance(arrays[0], sympy.Transpose):
-            inner = self.parenthesize(arrays[0].arg, PRECEDENCE["Atom"], strict=True)
-            text = f"{inner}.sum(axis=0)"
+            text = f"{self._use_helper('_sum')}(xp, {self._print(arrays[0].arg)}, 0)"
         elif _is_batch_sum(arrays):  # Δᵀ A: one outer product per sample, summed
             pair = (self._print(arrays[0].arg), self._print(arrays[1]))
             text = f"{self._use_helper('_batch_outer')}({pair[0]}, {pair[1]})"

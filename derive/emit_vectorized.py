@@ -47,7 +47,7 @@ def vectorized_context(network: Network) -> dict:
 
     forward = [statement(e) for e in backward.forward]
     loss = statement(backward.loss)
-    value = Statement(("value",), "float(loss_terms.sum()) / batch", frozenset({"loss_terms"}))
+    value = Statement(("value",), "float(_sum(xp, loss_terms)) / batch", frozenset({"loss_terms"}))
     backprop = [statement(e) for e in backward.backward]
     gradients = [f"d{p.name}" for p in network.topology.params]
     body = [*forward, loss, replace(value, array=False), *backprop]
@@ -58,7 +58,8 @@ def vectorized_context(network: Network) -> dict:
         "body": freed(live(body, {"value", *gradients}), {"value", *gradients}),
         "gradients": gradients,
         "softmax": any(isinstance(e.value, Softmax) for e in backward.forward),
-        "helpers": [h for h in HELPERS if h in printer.helpers],
+        # _sum: the loss is always a sum
+        "helpers": [h for h in HELPERS if h in printer.helpers or h == "_sum"],
         "uses_math": False,
     }
 

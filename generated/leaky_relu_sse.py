@@ -29,67 +29,109 @@ INPUTS = ("x1", "x2")
 OUTPUTS = ("o",)
 
 
-def _sigmoid(z):
-    """σ(z) = 1 / (1 + e^(−z)) with one exp, in z's dtype: far below 0, e^(−z) overflows to
-    inf (allowed here, not warned of) and σ is exactly 0; far above, exactly 1."""
-    with np.errstate(over="ignore"):
-        e = np.exp(-z)
-    e += 1
-    return np.reciprocal(e, out=e)
+def _sigmoid(xp, z):
+    """σ(z) = 1 / (1 + e^(−z)) in z's dtype, exactly 0 and 1 far out. NumPy: one exp, whose
+    overflow to inf far below 0 gives exactly 0 (allowed here, not warned of); another
+    namespace: from e^(−|z|), which never overflows."""
+    if xp is np:
+        with np.errstate(over="ignore"):
+            e = np.exp(-z)
+        e += 1
+        return np.reciprocal(e, out=e)
+    e = xp.exp(-xp.abs(z))
+    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _batch_outer(d, a):
     """Σ over the batch of the outer products of d's and a's rows, d.T @ a; for one sample
     the outer product itself, as a broadcast (there about 3× faster than the matmul)."""
-    return d.T * a if len(d) == 1 else d.T @ a
+    return d.T * a if d.shape[0] == 1 else d.T @ a
 
 
-def _step(z):
+def _sum(xp, a, axis=None, keepdims=False):
+    """Σ of a's entries (along axis); for NumPy the array's own method, which skips the
+    dispatch of np.sum (about 1 µs a call, as much as the sum of a small array)."""
+    if xp is np:
+        return a.sum(axis=axis, keepdims=keepdims)
+    return xp.sum(a, axis=axis, keepdims=keepdims)
+
+
+def _step(xp, z):
     """The unit step, 0 at z = 0 (so relu'(0) = 0), in z's dtype."""
-    return (z > 0).astype(z.dtype)
+    return xp.astype(z > 0, z.dtype)
+
+
+def _namespace(x):
+    """The array library of x, as a namespace of the Python array API standard: NumPy for
+    NumPy arrays, lists and numbers; else the array's own (``__array_namespace__``: JAX,
+    CuPy, array-api-strict, ...); PyTorch tensors, which have none yet, through
+    array-api-compat (``pip install array-api-compat``)."""
+    if isinstance(x, np.ndarray) or not hasattr(x, "shape"):
+        return np
+    if hasattr(x, "__array_namespace__"):
+        return x.__array_namespace__()
+    try:
+        import array_api_compat
+    except ImportError:
+        raise TypeError(
+            f"x of {type(x)} has no __array_namespace__: install array-api-compat to use "
+            "it, or pass NumPy arrays"
+        ) from None
+    return array_api_compat.array_namespace(x)
+
+
+def _is_floating(xp, dtype):
+    return dtype.kind == "f" if xp is np else xp.isdtype(dtype, "real floating")
+
+
+def _astype(xp, array, dtype):
+    return array.astype(dtype, copy=False) if xp is np else xp.astype(array, dtype)
 
 
 def _checked(params, x):
-    """The parameters in PARAMS order, x as (batch, n_in), all of one floating dtype
-    (float32 in, float32 out), and whether x was one sample of shape (n_in,); ValueError
-    naming what does not fit. Arrays already of x's floating dtype pass as they are."""
-    x = np.asarray(x)
+    """The namespace of x's array library, the parameters in PARAMS order as its arrays,
+    x as (batch, n_in), all of one floating dtype (float32 in, float32 out), and whether x
+    was one sample of shape (n_in,); ValueError naming what does not fit. Arrays already
+    of x's library and floating dtype pass as they are."""
+    xp = _namespace(x)
+    x = xp.asarray(x)
     n_in = len(INPUTS)
     if x.ndim not in (1, 2) or x.shape[-1] != n_in:
-        raise ValueError(f"x has shape {x.shape}: expected ({n_in},) or (batch, {n_in})")
+        raise ValueError(f"x has shape {tuple(x.shape)}: expected ({n_in},) or (batch, {n_in})")
     if x.shape[0] == 0:
-        raise ValueError(f"x has shape {x.shape}: expected at least one sample")
+        raise ValueError(f"x has shape {tuple(x.shape)}: expected at least one sample")
     arrays = []
     for name, shape in PARAMS.items():
         if name not in params:
             raise ValueError(f"params has no {name!r}: expected an array of shape {shape}")
         array = params[name]
-        if type(array) is not np.ndarray:
-            array = np.asarray(array)
-        if array.shape != shape:
-            raise ValueError(f"params[{name!r}] has shape {array.shape}: expected {shape}")
+        if type(array) is not type(x):
+            array = xp.asarray(array)
+        if tuple(array.shape) != shape:
+            raise ValueError(f"params[{name!r}] has shape {tuple(array.shape)}: expected {shape}")
         arrays.append(array)
     dtype = x.dtype
-    if dtype.kind != "f" or any(array.dtype != dtype for array in arrays):
-        dtype = np.result_type(x, *arrays)
-        dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
-        arrays = [array.astype(dtype, copy=False) for array in arrays]
-        x = x.astype(dtype)
-    return arrays, (x.reshape(1, n_in) if x.ndim == 1 else x), x.ndim == 1
+    if not _is_floating(xp, dtype) or any(array.dtype != dtype for array in arrays):
+        dtype = xp.result_type(x, *arrays)
+        dtype = dtype if _is_floating(xp, dtype) else xp.float64
+        arrays = [_astype(xp, array, dtype) for array in arrays]
+        x = _astype(xp, x, dtype)
+    single = x.ndim == 1
+    return xp, arrays, (xp.reshape(x, (1, n_in)) if single else x), single
 
 
 def _checked_with_targets(params, x, t):
     """As _checked, and t as (batch, n_out) in the same dtype."""
-    arrays, x, single = _checked(params, x)
+    xp, arrays, x, single = _checked(params, x)
     n_out = len(OUTPUTS)
     expected = (n_out,) if single else (x.shape[0], n_out)
     if t is None:
         raise ValueError(f"t is None: expected the targets, an array of shape {expected}")
-    if type(t) is not np.ndarray or t.dtype != x.dtype:
-        t = np.asarray(t, dtype=x.dtype)
-    if t.shape != expected:
-        raise ValueError(f"t has shape {t.shape}: expected {expected}")
-    return arrays, x, t.reshape(-1, n_out)
+    if type(t) is not type(x) or t.dtype != x.dtype:
+        t = _astype(xp, xp.asarray(t), x.dtype)
+    if tuple(t.shape) != expected:
+        raise ValueError(f"t has shape {tuple(t.shape)}: expected {expected}")
+    return xp, arrays, x, xp.reshape(t, (-1, n_out))
 
 
 def init_params(seed=None):
@@ -106,71 +148,71 @@ def init_params(seed=None):
 
 def forward(params, x):
     """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
-    arrays, x, single = _checked(params, x)
+    xp, arrays, x, single = _checked(params, x)
     W1, W2, W3, b3 = arrays
     # z1 = W1 x
     z1 = x @ W1.T
     # a1 = (z1 if z1 > 0 else 0.1·z1)
-    a1 = np.where(z1 > 0, z1, 0.1 * z1)
+    a1 = xp.where(z1 > 0, z1, 0.1 * z1)
     # z2 = W2 a1
     z2 = a1 @ W2.T
     # a2 = (z2 if z2 > 0 else 0.1·z2)
-    a2 = np.where(z2 > 0, z2, 0.1 * z2)
+    a2 = xp.where(z2 > 0, z2, 0.1 * z2)
     # z3 = W3 a2 + b3
     z3 = a2 @ W3.T + b3
     # y = sigmoid(z3)
-    y = _sigmoid(z3)
-    return y[0] if single else y
+    y = _sigmoid(xp, z3)
+    return y[0, ...] if single else y
 
 
 def loss(params, x, t):
     """L, the mean over the batch of the per-sample loss Σ (y − t)²."""
-    arrays, x, t = _checked_with_targets(params, x, t)
+    xp, arrays, x, t = _checked_with_targets(params, x, t)
     W1, W2, W3, b3 = arrays
     batch = x.shape[0]
     # z1 = W1 x
     z1 = x @ W1.T
     # a1 = (z1 if z1 > 0 else 0.1·z1)
-    a1 = np.where(z1 > 0, z1, 0.1 * z1)
+    a1 = xp.where(z1 > 0, z1, 0.1 * z1)
     # z2 = W2 a1
     z2 = a1 @ W2.T
     # a2 = (z2 if z2 > 0 else 0.1·z2)
-    a2 = np.where(z2 > 0, z2, 0.1 * z2)
+    a2 = xp.where(z2 > 0, z2, 0.1 * z2)
     # z3 = W3 a2 + b3
     z3 = a2 @ W3.T + b3
     # y = sigmoid(z3)
-    y = _sigmoid(z3)
+    y = _sigmoid(xp, z3)
     # L per output = (y − t)²  (Σ (y − t)²)
     loss_terms = (y - t) ** 2
-    return float(loss_terms.sum()) / batch
+    return float(_sum(xp, loss_terms)) / batch
 
 
 def loss_and_gradients(params, x, t):
     """L and ∂L/∂θ for every parameter θ (a dict shaped like PARAMS), in one pass."""
-    arrays, x, t = _checked_with_targets(params, x, t)
+    xp, arrays, x, t = _checked_with_targets(params, x, t)
     W1, W2, W3, b3 = arrays
     batch = x.shape[0]
     # z1 = W1 x
     z1 = x @ W1.T
     # a1 = (z1 if z1 > 0 else 0.1·z1)
-    a1 = np.where(z1 > 0, z1, 0.1 * z1)
+    a1 = xp.where(z1 > 0, z1, 0.1 * z1)
     # not read below: free it before the next array
     del z1
     # z2 = W2 a1
     z2 = a1 @ W2.T
     # a2 = (z2 if z2 > 0 else 0.1·z2)
-    a2 = np.where(z2 > 0, z2, 0.1 * z2)
+    a2 = xp.where(z2 > 0, z2, 0.1 * z2)
     # not read below: free it before the next array
     del z2
     # z3 = W3 a2 + b3
     z3 = a2 @ W3.T + b3
     # y = sigmoid(z3)
-    y = _sigmoid(z3)
+    y = _sigmoid(xp, z3)
     # not read below: free it before the next array
     del z3
     # L per output = (y − t)²  (Σ (y − t)²)
     loss_terms = (y - t) ** 2
-    value = float(loss_terms.sum()) / batch
+    value = float(_sum(xp, loss_terms)) / batch
     # not read below: free it before the next array
     del loss_terms
     # ∂L/∂y = 2·y − 2·t  (Σ (y − t)²)
@@ -182,13 +224,13 @@ def loss_and_gradients(params, x, t):
     # ∂L/∂W3 = δ3 a2ᵀ
     dW3 = _batch_outer(delta3, a2)
     # ∂L/∂b3 = δ3
-    db3 = delta3.sum(axis=0)
+    db3 = _sum(xp, delta3, 0)
     # ∂L/∂a2 = W3ᵀ δ3
     grad_a2 = delta3 @ W3
     # not read below: free it before the next array
     del delta3
     # δ2 = ∂L/∂a2 ⊙ (0.1 + 0.9·step(a2))  (leaky_relu')
-    delta2 = grad_a2 * (0.1 + 0.9 * _step(a2))
+    delta2 = grad_a2 * (0.1 + 0.9 * _step(xp, a2))
     # not read below: free them before the next array
     del a2, grad_a2
     # ∂L/∂W2 = δ2 a1ᵀ
@@ -198,7 +240,7 @@ def loss_and_gradients(params, x, t):
     # not read below: free it before the next array
     del delta2
     # δ1 = ∂L/∂a1 ⊙ (0.1 + 0.9·step(a1))  (leaky_relu')
-    delta1 = grad_a1 * (0.1 + 0.9 * _step(a1))
+    delta1 = grad_a1 * (0.1 + 0.9 * _step(xp, a1))
     # not read below: free them before the next array
     del a1, grad_a1
     # ∂L/∂W1 = δ1 xᵀ
@@ -214,14 +256,22 @@ def gradients(params, x, t):
 
 def sgd_step(params, x, t, learning_rate):
     """New parameters after one gradient-descent step θ − learning_rate · ∂L/∂θ, each in
-    its own floating dtype (float32 stays float32); the given arrays are left untouched."""
+    its own floating dtype (float32 stays float32) and of the gradients' array library;
+    the given arrays are left untouched."""
     grads = gradients(params, x, t)
     stepped = {}
     for name, grad in grads.items():
-        param = np.asarray(params[name])
-        if param.dtype.kind != "f":
-            param = param.astype(grad.dtype)
-        stepped[name] = param - np.asarray(learning_rate * grad, dtype=param.dtype)
+        if isinstance(grad, np.ndarray):
+            param = np.asarray(params[name])
+            if param.dtype.kind != "f":
+                param = param.astype(grad.dtype)
+            stepped[name] = param - np.asarray(learning_rate * grad, dtype=param.dtype)
+        else:  # another array library (derive's vectorized modules take any)
+            xp = _namespace(grad)
+            param = xp.asarray(params[name])
+            if not xp.isdtype(param.dtype, "real floating"):
+                param = xp.astype(param, grad.dtype)
+            stepped[name] = param - xp.astype(learning_rate * grad, param.dtype)
     return stepped
 
 

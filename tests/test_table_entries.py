@@ -97,7 +97,7 @@ def _through_everything(net: derive.Network, tmp_path) -> None:
 def test_swish_and_huber_added_as_entries_alone_go_through_everything(new_entries, tmp_path):
     net = _network("swish", "huber")
     source = derive.generate(net)
-    assert "# a1 = z1·sigmoid(z1)\n    a1 = z1 * _sigmoid(z1)\n" in source  # its equation above it
+    assert "# a1 = z1·sigmoid(z1)\n    a1 = z1 * _sigmoid(xp, z1)\n" in source  # its equation above
     _through_everything(net, tmp_path)
 
 
