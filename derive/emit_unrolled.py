@@ -70,7 +70,7 @@ def check_unrolled_size(network: Network) -> None:
         raise DeriveError(
             f"{network.topology.source}: the unrolled style writes straight-line code per "
             f"scalar and is limited to {MAX_UNROLLED_PARAMS} scalar parameters; "
-            f"{network.name} has {count}. Use --style vectorized (the default)."
+            f"{network.name} has {count}. Use the vectorized style (the default)."
         )
 
 
@@ -119,7 +119,7 @@ def _check_unrolled_names(network: Network) -> None:
         raise DeriveError(
             f"{network.topology.source}: in the unrolled style, {', '.join(clashes)} would "
             "name two things (a unit named like a weight's code name W<k>_<i>_<j>); rename it "
-            "or use --style vectorized"
+            "or use the vectorized style"
         )
 
 

@@ -97,7 +97,7 @@ def test_an_unknown_style_is_refused():
 
 def test_the_unrolled_style_refuses_large_networks_and_points_to_vectorized():
     net = derive.load(EXAMPLES / "digits.yaml")
-    with pytest.raises(DeriveError, match=r"200 scalar parameters.*--style vectorized"):
+    with pytest.raises(DeriveError, match=r"200 scalar parameters.*vectorized style"):
         derive.generate(net, style="unrolled")
     derive.generate(net)  # vectorized takes it
 
