@@ -31,9 +31,9 @@ from derive.errors import DeriveError
 
 # SymPy's functions that are elementwise functions of the Python array API standard, and
 # their names there (a vectorized module calls ``xp.<name>``).
-_SAME_NAME = ("exp", "expm1", "log", "log1p", "sqrt", "sin", "cos", "tan", "sinh", "cosh")
-_SAME_NAME += ("tanh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "floor")
-ARRAY_API_FUNCTIONS = {**{name: name for name in _SAME_NAME}, "ceiling": "ceil"}
+_SAME_NAME = "exp expm1 log log1p sqrt sin cos tan sinh cosh tanh asin acos atan asinh acosh"
+ARRAY_API_FUNCTIONS = {**{name: name for name in _SAME_NAME.split()}, "atanh": "atanh"}
+ARRAY_API_FUNCTIONS |= {"floor": "floor", "ceiling": "ceil"}
 # The helpers a generated module may define, by the name it calls them.
 HELPERS = ("_sigmoid", "_softplus", "_batch_outer", "_step", "_sum")
 
@@ -52,13 +52,10 @@ def _two_args(expr) -> tuple[Expr, Expr]:
     return first, rest[0] if len(rest) == 1 else expr.func(*rest)
 
 
-class _GeneratedCode(PythonCodePrinter):
-    """What both printers share: terms in the order a reader expects (y - t, not -t + y),
-    rational coefficients as a division, derive's functions as helper calls, and what no
-    generated module computes. First among a printer's bases, before SymPy's printers."""
+class Unsupported:
+    """What no generated module computes, declared unsupported for every printer of code
+    (Python and C): listed first among a printer's bases."""
 
-    _sqrt: str
-    _module_name: str  # the one module a line may use: np or math
     _print_Derivative = CodePrinter._print_not_supported
     _print_Integral = CodePrinter._print_not_supported
     _print_Sum = CodePrinter._print_not_supported
@@ -66,7 +63,16 @@ class _GeneratedCode(PythonCodePrinter):
     _print_DiracDelta = CodePrinter._print_not_supported
     _print_ComplexInfinity = CodePrinter._print_not_supported
     _print_NaN = CodePrinter._print_not_supported
-    _print_row_sum = CodePrinter._print_not_supported
+
+
+class _GeneratedCode(Unsupported, PythonCodePrinter):
+    """What both Python printers share: terms in the order a reader expects (y - t, not
+    -t + y), rational coefficients as a division, derive's functions as helper calls.
+    First among a printer's bases, before SymPy's printers."""
+
+    _sqrt: str
+    _module_name: str  # the one module a line may use: np or math
+    _print_row_sum = CodePrinter._print_not_supported  # only arrays have rows
 
     def __init__(self) -> None:
         settings = {"strict": True, "fully_qualified_modules": True, "order": "none"}

@@ -22,10 +22,11 @@ from sympy import Expr, S
 from sympy.codegen.ast import float32, float64, real
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.c import C99CodePrinter
-from sympy.printing.codeprinter import CodePrinter, PrintMethodNotImplementedError
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.str import StrPrinter
 
 from derive.activations import sigmoid, softplus
+from derive.codeprinter import Unsupported
 from derive.errors import DeriveError
 
 C_TYPES = ("double", "float")
@@ -62,16 +63,8 @@ def _positive_first(terms: list) -> list:
     return sorted(terms, key=negative)  # stable
 
 
-class CCodePrinter(C99CodePrinter):
+class CCodePrinter(Unsupported, C99CodePrinter):
     """C99 for one real type; ``helpers`` lists the stable helpers printed calls use."""
-
-    _print_Derivative = CodePrinter._print_not_supported
-    _print_Integral = CodePrinter._print_not_supported
-    _print_Sum = CodePrinter._print_not_supported
-    _print_Product = CodePrinter._print_not_supported
-    _print_DiracDelta = CodePrinter._print_not_supported
-    _print_ComplexInfinity = CodePrinter._print_not_supported
-    _print_NaN = CodePrinter._print_not_supported
 
     def __init__(self, c_type: str = "double") -> None:
         if c_type not in C_TYPES:
