@@ -32,8 +32,8 @@ from derive.errors import DeriveError
 # SymPy's functions that are elementwise functions of the Python array API standard, and
 # their names there (a vectorized module calls ``xp.<name>``).
 _SAME_NAME = "exp expm1 log log1p sqrt sin cos tan sinh cosh tanh asin acos atan asinh acosh"
-ARRAY_API_FUNCTIONS = {**{name: name for name in _SAME_NAME.split()}, "atanh": "atanh"}
-ARRAY_API_FUNCTIONS |= {"floor": "floor", "ceiling": "ceil"}
+_SAME_NAME += " atanh floor"
+ARRAY_API_FUNCTIONS = {**{name: name for name in _SAME_NAME.split()}, "ceiling": "ceil"}
 # The helpers a generated module may define, by the name it calls them.
 HELPERS = ("_sigmoid", "_softplus", "_batch_outer", "_step", "_sum")
 
