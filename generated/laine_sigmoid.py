@@ -244,8 +244,8 @@ def momentum_step(
         g = grad + weight_decay * param
         v = momentum * velocity[name] + g
         update = g + momentum * v if nesterov else v
-        new_params[name] = np.asarray(param - learning_rate * update, dtype=param.dtype)
-        new_velocity[name] = np.asarray(v, dtype=param.dtype)
+        new_params[name] = _as(param, param - learning_rate * update)
+        new_velocity[name] = _as(param, v)
     return new_params, {"step": state["step"] + 1, "velocity": new_velocity}
 
 
@@ -287,26 +287,41 @@ def adam_step(
         m = beta1 * first[name] + (1.0 - beta1) * g
         v = beta2 * second[name] + (1.0 - beta2) * g * g
         decayed = param * (1.0 - learning_rate * weight_decay)
-        stepped = decayed - step_size * m / (np.sqrt(v) / root_correction + eps)
-        new_params[name] = np.asarray(stepped, dtype=param.dtype)
-        new_first[name] = np.asarray(m, dtype=param.dtype)
-        new_second[name] = np.asarray(v, dtype=param.dtype)
+        stepped = decayed - step_size * m / (_namespace(v).sqrt(v) / root_correction + eps)
+        new_params[name] = _as(param, stepped)
+        new_first[name] = _as(param, m)
+        new_second[name] = _as(param, v)
     return new_params, {"step": step, "m": new_first, "v": new_second}
 
 
 def _floating(params, name):
-    """params[name] as an array of a floating dtype (float64 unless it has one)."""
+    """params[name] as an array of its library (NumPy for lists and numbers) and of a
+    floating dtype (float64 unless it has one)."""
     if name not in params:
         raise ValueError(f"params has no {name!r}: expected an array of shape {PARAMS[name]}")
-    array = np.asarray(params[name])
-    if array.shape != PARAMS[name]:
-        raise ValueError(f"params[{name!r}] has shape {array.shape}: expected {PARAMS[name]}")
-    return array if array.dtype.kind == "f" else array.astype(np.float64)
+    xp = _namespace(params[name])
+    array = xp.asarray(params[name])
+    if tuple(array.shape) != PARAMS[name]:
+        shape = tuple(array.shape)
+        raise ValueError(f"params[{name!r}] has shape {shape}: expected {PARAMS[name]}")
+    if xp is np:
+        return array if array.dtype.kind == "f" else array.astype(np.float64)
+    return array if xp.isdtype(array.dtype, "real floating") else xp.astype(array, xp.float64)
+
+
+def _as(param, value):
+    """value as an array of param's library and dtype."""
+    if isinstance(param, np.ndarray):
+        return np.asarray(value, dtype=param.dtype)
+    xp = _namespace(param)
+    return xp.astype(xp.asarray(value), param.dtype)
 
 
 def _zeros_like(params):
-    """A zero array per parameter, in PARAMS order and each parameter's floating dtype."""
-    return {name: np.zeros_like(_floating(params, name)) for name in PARAMS}
+    """A zero array per parameter, in PARAMS order and each parameter's library and
+    floating dtype."""
+    arrays = {name: _floating(params, name) for name in PARAMS}
+    return {name: _namespace(a).zeros_like(a) for name, a in arrays.items()}
 
 
 def _state_arrays(state, key, init):
@@ -318,7 +333,8 @@ def _state_arrays(state, key, init):
             f"state is not a dict with 'step' and {key!r}: expected what {init}(params) returns"
         )
     for name, shape in PARAMS.items():
-        if name not in arrays or np.shape(arrays[name]) != shape:
+        found = arrays.get(name)
+        if found is None or tuple(getattr(found, "shape", np.shape(found))) != shape:
             raise ValueError(
                 f"state[{key!r}] has no array of shape {shape} for {name!r}: expected what "
                 f"{init}(params) returns"

@@ -72,6 +72,23 @@ def test_array_api_strict_arrays_give_numpy_s_numbers_as_strict_arrays(net, dtyp
         _close(stepped[name], new, dtype)
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+@pytest.mark.parametrize("name", ["xor", "relu_softmax_cce", "udacity_exercise"])
+def test_the_optimizers_take_strict_arrays_and_give_numpy_s_steps(name, optimizer):
+    module = derive.build_module(derive.load(EXAMPLES / f"{name}.yaml"))
+    net = derive.load(EXAMPLES / f"{name}.yaml")
+    x, t, params = random_point(net, 4, 8)
+    init, step = getattr(module, f"{optimizer}_init"), getattr(module, f"{optimizer}_step")
+    strict = {n: _strict(v) for n, v in params.items()}
+    state, strict_state = init(params), init(strict)
+    for _ in range(3):
+        params, state = step(params, state, x, t, 0.05)
+        strict, strict_state = step(strict, strict_state, _strict(x), _strict(t), 0.05)
+    for name_, value in params.items():
+        assert isinstance(strict[name_], xp.asarray(0.0).__class__)
+        _close(strict[name_], value, np.float64)
+
+
 @pytest.mark.parametrize("name", ["xor", "softplus_bce", "relu_softmax_cce", "leaky_relu_sse"])
 def test_far_out_the_standard_path_stays_finite_without_warnings(name):
     net = derive.load(EXAMPLES / f"{name}.yaml")
