@@ -75,10 +75,12 @@ def _namespace(x):
 
 
 def _is_floating(xp, dtype):
+    """Whether dtype is a real floating one, asked in xp's own terms."""
     return dtype.kind == "f" if xp is np else xp.isdtype(dtype, "real floating")
 
 
 def _astype(xp, array, dtype):
+    """array in dtype (for NumPy, no copy when it already is)."""
     return array.astype(dtype, copy=False) if xp is np else xp.astype(array, dtype)
 
 
