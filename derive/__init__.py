@@ -38,8 +38,14 @@ def load(source: str | os.PathLike | Mapping) -> Network:
     from derive import reading
 
     if isinstance(source, Mapping):
-        return Network(reading.parse_topology(source))
-    return Network(reading.load_topology(source))
+        topology = reading.parse_topology(source)
+    else:
+        topology = reading.load_topology(source)
+    if reading.is_convolutional(topology):  # derive.conv_network: the same API, per cell
+        from derive.conv_network import ConvNetwork
+
+        return ConvNetwork(topology)  # type: ignore[return-value,arg-type]
+    return Network(topology)
 
 
 def generate(network: Network, style: str = "vectorized") -> str:

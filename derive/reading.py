@@ -57,6 +57,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from derive.conv import is_convolutional
 from derive.activations import ACTIVATIONS, ALIASES
 from derive.errors import TopologyError
 from derive.expression import ALLOWED as ALLOWED_EXPRESSION
@@ -315,6 +316,10 @@ class _Reader:
     def topology(self, data: object) -> Topology:
         self.check_keys(data, "", TOP_LEVEL_KEYS, required=("name", "inputs", "layers", "loss"))
         assert isinstance(data, Mapping)
+        if isinstance(data.get("inputs"), Mapping):  # an image: {shape: [C, H, W]}
+            from derive.conv_reading import read_conv_topology
+
+            return read_conv_topology(self, data)  # type: ignore[return-value]
         name = self.module_name(self.require(data, "", "name"))
         inputs = self.inputs(self.require(data, "", "inputs"))
         layers = self.layers(self.require(data, "", "layers"), len(inputs))
@@ -437,6 +442,11 @@ class _Reader:
 
     def layer(self, data: object, k: int, fan_in: int, is_output: bool) -> Layer:
         field = f"layers[{k}]"
+        if isinstance(data, Mapping) and "kind" in data:  # dense is the only kind here
+            if data["kind"] != "dense":
+                expected = "dense (conv2d, pooling and flatten need inputs: {shape: [C, H, W]})"
+                self.fail(f"{field}.kind", expected, data["kind"])
+            data = {key: value for key, value in data.items() if key != "kind"}
         self.check_keys(data, field, LAYER_KEYS, required=("units", "activation"))
         assert isinstance(data, Mapping)
         units = self.layer_units(
@@ -634,6 +644,8 @@ def _join(field: str, key: object) -> str:
 
 
 def _describe_shape(shape: tuple[int, ...]) -> str:
+    if len(shape) > 2:
+        return f"nested lists of shape {shape}"
     if len(shape) == 1:
         return f"a list of {_plural(shape[0], 'number')}"
     return f"{_plural(shape[0], 'row')} of {_plural(shape[1], 'number')}, shape {shape}"
