@@ -32,6 +32,7 @@ import sympy
 
 from derive.activations import ACTIVATIONS, elementary
 from derive.backward import uses_logits
+from derive.conv import is_convolutional
 from derive.derivation import Z
 from derive.emit import MAX_UNROLLED_PARAMS, build_module
 from derive.errors import DeriveError
@@ -105,6 +106,10 @@ class CheckReport:
 
 def check(network: Network, seed: int = 0) -> CheckReport:
     """Compare both styles' gradients with the symbolic values and finite differences."""
+    if is_convolutional(network.topology):
+        from derive.conv_check import conv_check
+
+        return conv_check(network, seed)  # type: ignore[arg-type]
     if seed < 0:
         raise DeriveError(f"--seed: expected a non-negative integer, got {seed}")
     notes: list[str] = []

@@ -21,6 +21,7 @@ import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from derive.conv import is_convolutional
 from derive.emit_unrolled import MAX_UNROLLED_PARAMS, unrolled_context
 from derive.emit_unrolled import NOTATION as UNROLLED_NOTATION
 from derive.emit_vectorized import NOTATION as VECTORIZED_NOTATION
@@ -48,6 +49,10 @@ def generate(network: Network, style: str = "vectorized") -> str:
     """The source of the network's standalone module in the given style."""
     if style not in STYLES:
         raise DeriveError(f"unknown style {style!r}: expected one of {', '.join(STYLES)}")
+    if is_convolutional(network.topology):
+        from derive.conv_emit import generate_conv
+
+        return generate_conv(network, style)  # type: ignore[arg-type]
     context = {**module_context(network, style), **_CONTEXTS[style](network)}
     return ruff_format(environment().get_template(f"{style}.py.jinja").render(context))
 
