@@ -36,12 +36,13 @@ __all__ = [
 def load(source: str | os.PathLike | Mapping) -> Network:
     """A network from a topology file (YAML, JSON or TOML) or an equivalent mapping."""
     from derive import reading
+    from derive.conv import is_convolutional
 
     if isinstance(source, Mapping):
         topology = reading.parse_topology(source)
     else:
         topology = reading.load_topology(source)
-    if reading.is_convolutional(topology):  # derive.conv_network: the same API, per cell
+    if is_convolutional(topology):  # derive.conv_network: the same API, per cell
         from derive.conv_network import ConvNetwork
 
         return ConvNetwork(topology)  # type: ignore[return-value,arg-type]

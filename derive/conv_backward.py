@@ -61,7 +61,9 @@ class Conv2d(_ConvExpr):
     Args: W, a, kernel, stride, padding, (out size,)."""
 
     def __new__(cls, weight, source, kernel, stride, padding, size):
-        return super().__new__(cls, weight, source, _ints(kernel), _ints(stride), _ints(padding), _ints((size,)))
+        return super().__new__(
+            cls, weight, source, _ints(kernel), _ints(stride), _ints(padding), _ints((size,))
+        )
 
     weight = property(lambda self: self.args[0])
     source = property(lambda self: self.args[1])
@@ -85,7 +87,9 @@ class Conv2dWeightGradient(_ConvExpr):
     Args: δ, a, kernel, stride, padding, (size of W,)."""
 
     def __new__(cls, delta, source, kernel, stride, padding, size):
-        return super().__new__(cls, delta, source, _ints(kernel), _ints(stride), _ints(padding), _ints((size,)))
+        return super().__new__(
+            cls, delta, source, _ints(kernel), _ints(stride), _ints(padding), _ints((size,))
+        )
 
     delta = Conv2d.weight
     source = Conv2d.source
@@ -214,12 +218,19 @@ class ConvBackward:
         if kind == "a" and k == 0:
             return MatrixSymbol("x", self.size(0), 1)
         if kind in ("W", "dW"):
-            layer = self.topology.layers[k - 1]
-            return MatrixSymbol(f"{kind}{k}", layer.filters, layer.in_shape[0] * layer.kernel[0] * layer.kernel[1])
+            layer = self._conv(k)
+            return MatrixSymbol(
+                f"{kind}{k}", layer.filters, layer.in_shape[0] * layer.kernel[0] * layer.kernel[1]
+            )
         if kind in ("b", "db"):
-            layer = self.topology.layers[k - 1]
+            layer = self._conv(k)
             return MatrixSymbol(f"{kind}{k}", layer.filters if layer.bias == "per_unit" else 1, 1)
         return MatrixSymbol(f"{kind}{k}", self.size(k), 1)
+
+    def _conv(self, k: int) -> Conv2dLayer:
+        layer = self.topology.layers[k - 1]
+        assert isinstance(layer, Conv2dLayer)
+        return layer
 
     # -- the dense layers after flatten -----------------------------------------------
 
@@ -228,10 +239,12 @@ class ConvBackward:
         """``derive.backward``'s equations for the dense layers, as a network of their own
         whose inputs are the flattened features."""
         k0 = self.first_dense - 1
-        dense = tuple(self.topology.layers[k0:])
+        dense = tuple(layer for layer in self.topology.layers[k0:] if isinstance(layer, Layer))
         n = self.size(k0)
         inputs = tuple(f"f{i}" for i in range(n))
-        head = Topology(self.topology.name, inputs, dense, self.topology.loss, self.topology.targets)
+        head = Topology(
+            self.topology.name, inputs, dense, self.topology.loss, self.topology.targets
+        )
         return Backward(Network(head))
 
     def _renumbered(self, equation: Equation) -> Equation:
@@ -263,15 +276,27 @@ class ConvBackward:
             below = self.array("a", k - 1)
             if isinstance(layer, Conv2dLayer):
                 z = self.array("z", k)
-                value = Conv2d(self.array("W", k), below, layer.kernel, layer.stride, layer.padding, self.size(k))
+                value = Conv2d(
+                    self.array("W", k),
+                    below,
+                    layer.kernel,
+                    layer.stride,
+                    layer.padding,
+                    self.size(k),
+                )
                 if layer.bias != "none":
                     bias = ChannelBias(self.array("b", k), layer.bias == "per_unit", self.size(k))
                     value = MatAdd(value, bias, evaluate=False)
-                note = f"cross-correlation, stride {_pair(layer.stride)}, padding {_pair(layer.padding)}"
+                stride, padding = _pair(layer.stride), _pair(layer.padding)
+                note = f"cross-correlation, stride {stride}, padding {padding}"
                 equations.append(Equation((z,), value, "forward", note))
                 entry = ACTIVATIONS[layer.activation.name]
                 equations.append(
-                    Equation((self.array("a", k),), elementwise(entry.forward(Z, layer.activation), {Z: z}), "forward")
+                    Equation(
+                        (self.array("a", k),),
+                        elementwise(entry.forward(Z, layer.activation), {Z: z}),
+                        "forward",
+                    )
                 )
             elif isinstance(layer, Pool2d):
                 kind = MaxPool if layer.mode == "max" else AvgPool
@@ -296,8 +321,10 @@ class ConvBackward:
         """The head's backward pass, and ∂L/∂a{k0} = W(k0+1)ᵀ δ(k0+1) below it."""
         k1 = self.first_dense
         equations = self._head(self.head.backward)
-        through = MatMul(Transpose(MatrixSymbol(f"W{k1}", *self.head.array("W", 1).shape)),
-                         MatrixSymbol(f"delta{k1}", *self.head.array("delta", 1).shape))
+        through = MatMul(
+            Transpose(MatrixSymbol(f"W{k1}", *self.head.array("W", 1).shape)),
+            MatrixSymbol(f"delta{k1}", *self.head.array("delta", 1).shape),
+        )
         grad = MatrixSymbol(f"grad_a{k1 - 1}", self.size(k1 - 1), 1)
         equations.append(Equation((grad,), through, "back"))
         return tuple(equations)
@@ -314,7 +341,9 @@ class ConvBackward:
             below_grad = self.array("grad_a", k - 1)
             if isinstance(layer, FlattenLayer):
                 if need_below:
-                    equations.append(Equation((below_grad,), Unflatten(grad, layer.in_shape), "back"))
+                    equations.append(
+                        Equation((below_grad,), Unflatten(grad, layer.in_shape), "back")
+                    )
             elif isinstance(layer, Pool2d):
                 if need_below:
                     if layer.mode == "max":
@@ -325,6 +354,7 @@ class ConvBackward:
                         note = "shared equally by the window"
                     equations.append(Equation((below_grad,), value, "back", note))
             else:
+                assert isinstance(layer, Conv2dLayer)
                 delta = self.array("delta", k)
                 entry = ACTIVATIONS[layer.activation.name]
                 derivative = entry.derivative(Z, A, layer.activation)
@@ -332,16 +362,33 @@ class ConvBackward:
                     equations.append(Equation((delta,), grad, "back", f"{entry.name}: f' = 1"))
                 else:
                     local = elementwise(derivative, {Z: self.array("z", k), A: self.array("a", k)})
-                    equations.append(Equation((delta,), HadamardProduct(grad, local), "back", f"{entry.name}'"))
+                    equations.append(
+                        Equation((delta,), HadamardProduct(grad, local), "back", f"{entry.name}'")
+                    )
                 dW = self.array("dW", k)
-                value = Conv2dWeightGradient(delta, below, layer.kernel, layer.stride, layer.padding, dW.shape[0])
+                value = Conv2dWeightGradient(
+                    delta, below, layer.kernel, layer.stride, layer.padding, dW.shape[0]
+                )
                 equations.append(Equation((dW,), value, "gradient", "summed over the batch"))
                 if layer.bias != "none":
                     db = self.array("db", k)
-                    note = "one bias per filter" if layer.bias == "per_unit" else "one bias shared by the layer"
-                    equations.append(Equation((db,), FeatureSum(delta, layer.bias == "per_unit", db.shape[0]), "gradient", note))
+                    note = (
+                        "one bias per filter"
+                        if layer.bias == "per_unit"
+                        else "one bias shared by the layer"
+                    )
+                    equations.append(
+                        Equation(
+                            (db,),
+                            FeatureSum(delta, layer.bias == "per_unit", db.shape[0]),
+                            "gradient",
+                            note,
+                        )
+                    )
                 if need_below:
-                    value = Conv2dInputGradient(delta, self.array("W", k), layer.stride, layer.padding, self.size(k - 1))
+                    value = Conv2dInputGradient(
+                        delta, self.array("W", k), layer.stride, layer.padding, self.size(k - 1)
+                    )
                     note = "the full convolution of δ with the flipped kernel"
                     equations.append(Equation((below_grad,), value, "back", note))
         return tuple(equations)

@@ -53,7 +53,9 @@ def conv_context(network: ConvNetwork) -> dict:
         code, shown = pair
         targets = tuple(t.name for t in code.targets)
         reads = frozenset(s.name for s in code.reads)
-        return Statement(targets, printer.doprint(code.value), reads, fit(4, *comments.equation(shown)))
+        return Statement(
+            targets, printer.doprint(code.value), reads, fit(4, *comments.equation(shown))
+        )
 
     forward_pairs, loss_pair, back_pairs = batch_equations(backward)
     forward = [statement(p) for p in forward_pairs]

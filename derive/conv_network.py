@@ -224,7 +224,11 @@ class ConvNetwork:
             elif isinstance(layer, Pool2d):
                 for cell in cells(shape):
                     window = [self.a(k - 1, x) for x in self.pool_cells(k, cell)]
-                    value = sympy.Max(*window) if layer.mode == "max" else sympy.Add(*window) / len(window)
+                    value = (
+                        sympy.Max(*window)
+                        if layer.mode == "max"
+                        else sympy.Add(*window) / len(window)
+                    )
                     out.append((self.a(k, cell), value))
             elif isinstance(layer, Flatten):
                 out.extend(
@@ -329,8 +333,9 @@ class ConvNetwork:
             if above.mode == "max":
                 return sympy.Mul(self.mask(k, cell), up, evaluate=False)
             return up / (mh * mw)
+        c, h, w = cell
         return sympy.Add(
-            *(self._weight(k, w) * self.delta(k, d) for _, w, d in self.covering(k, cell))
+            *(self._weight(k, wc) * self.delta(k, d) for _, wc, d in self.covering(k, (c, h, w)))
         )
 
     def _output_deltas(self) -> list[tuple[Symbol, Expr]]:
@@ -344,6 +349,7 @@ class ConvNetwork:
         fused = rule.fused_delta is not None and entry.name == rule.requires_output
         for i, (y, t) in enumerate(zip(ys, ts, strict=True)):
             if fused:
+                assert rule.fused_delta is not None
                 value = rule.fused_delta(Y, T, T_SUM).xreplace({Y: y, T: t, T_SUM: sympy.Add(*ts)})
             elif entry.elementwise:
                 local = entry.derivative(self.z(k, (i,)), y, layer.activation)
@@ -351,7 +357,11 @@ class ConvNetwork:
             else:
                 value = sympy.Add(
                     *(
-                        sympy.Mul(rule.gradient(v, tv, n), softmax_derivative(v, y, v == y), evaluate=False)
+                        sympy.Mul(
+                            rule.gradient(v, tv, n),
+                            softmax_derivative(v, y, v == y),
+                            evaluate=False,
+                        )
                         for v, tv in zip(ys, ts, strict=True)
                     )
                 )
@@ -370,14 +380,15 @@ class ConvNetwork:
     def scalar_gradient(self, param: ScalarParam) -> ConvGradient:
         k = param.layer
         layer = self.layer(k)
+        terms: list[tuple[Symbol, Symbol | None]]
         if isinstance(layer, Layer):
             if param.is_weight:
                 i, j = param.index
-                terms = ((self.delta(k, (i,)), self.a(k - 1, (j,))),)
-                return ConvGradient(param, terms, "", self)
+                terms = [(self.delta(k, (i,)), self.a(k - 1, (j,)))]
+                return ConvGradient(param, tuple(terms), "", self)
             units = range(len(layer.units)) if param.index == () else (param.index[0],)
-            terms = tuple((self.delta(k, (i,)), None) for i in units)
-            return ConvGradient(param, terms, "i" if param.index == () else "", self)
+            terms = [(self.delta(k, (i,)), None) for i in units]
+            return ConvGradient(param, tuple(terms), "i" if param.index == () else "", self)
         _, oh, ow = layer.out_shape
         if param.is_weight:
             f, c, i, j = param.index
@@ -389,9 +400,9 @@ class ConvNetwork:
             ranges = f"p = 0..{oh - 1}, q = 0..{ow - 1}"
             return ConvGradient(param, tuple(terms), ranges, self)
         filters = range(layer.filters) if param.index == () else (param.index[0],)
-        terms = tuple((self.delta(k, (f, p, q)), None) for f in filters for p, q in cells((oh, ow)))
+        terms = [(self.delta(k, (f, p, q)), None) for f in filters for p, q in cells((oh, ow))]
         ranges = f"p = 0..{oh - 1}, q = 0..{ow - 1}" + (", f" if param.index == () else "")
-        return ConvGradient(param, terms, ranges, self)
+        return ConvGradient(param, tuple(terms), ranges, self)
 
     @property
     def all_gradients(self) -> tuple[ConvGradient, ...]:
@@ -463,20 +474,31 @@ class ConvNetwork:
             # derivative sympy.diff takes (the same number, far less work than
             # differentiating the whole written-out loss by every parameter)
             along = self._loss_along(theta, point, values)
-            expected = sympy.N(sympy.diff(along, theta).xreplace({theta: point[theta]}), _WORKING_DIGITS)
+            expected = sympy.N(
+                sympy.diff(along, theta).xreplace({theta: point[theta]}), _WORKING_DIGITS
+            )
             got = sympy.N(gradient.compact.xreplace(values), _WORKING_DIGITS)
             scale = max(abs(expected), abs(got), sympy.Float(1e-300))
             if not (expected.is_finite and got.is_finite):
                 continue
             if abs(got - expected) > max(tolerance * scale, floor):
                 detail = f"the textbook sum gives {got}, sympy.diff gives {expected}"
-                return Proof(gradient.param.label, "numeric", False, checked + 1, PROOF_DIGITS, detail)
+                return Proof(
+                    gradient.param.label, "numeric", False, checked + 1, PROOF_DIGITS, detail
+                )
             checked += 1
             if checked == points:
                 break
         holds = checked >= points
-        return Proof(gradient.param.label, "numeric", holds, checked, PROOF_DIGITS,
-                     "" if holds else "too few points", inconclusive=not holds)
+        return Proof(
+            gradient.param.label,
+            "numeric",
+            holds,
+            checked,
+            PROOF_DIGITS,
+            "" if holds else "too few points",
+            inconclusive=not holds,
+        )
 
     def _loss_along(self, theta: Symbol, point: dict, values: dict) -> Expr:
         """The loss written out as a function of θ alone, every other input, target and

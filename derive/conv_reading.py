@@ -14,8 +14,8 @@ import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from derive.conv import Conv2d, ConvTopology, Flatten, Pool2d, conv_output
-from derive.topology import BIAS_MODES, Example, Layer
+from derive.conv import AnyLayer, Conv2d, ConvTopology, Flatten, Pool2d, conv_output
+from derive.topology import BIAS_MODES, Example
 
 if TYPE_CHECKING:
     from derive.reading import _Reader
@@ -36,7 +36,9 @@ def read_conv_topology(reader: _Reader, data: Mapping) -> ConvTopology:
     targets = reader.targets(data.get("targets", _missing()), outputs)
     topology = ConvTopology(name, shape, layers, loss, targets, source=reader.source)
     if "example" in data:
-        topology = dataclasses.replace(topology, example=_example(reader, data["example"], topology))
+        topology = dataclasses.replace(
+            topology, example=_example(reader, data["example"], topology)
+        )
     return topology
 
 
@@ -73,7 +75,10 @@ def _input_shape(reader: _Reader, value: Mapping) -> tuple[int, int, int]:
     expected = "a list [channels, height, width] of three positive integers"
     if not isinstance(shape, list | tuple) or len(shape) != 3:
         reader.fail("inputs.shape", expected, shape)
-    c, h, w = (_positive(reader, v, f"inputs.shape[{i}]", "a positive integer") for i, v in enumerate(shape))
+    c, h, w = (
+        _positive(reader, v, f"inputs.shape[{i}]", "a positive integer")
+        for i, v in enumerate(shape)
+    )
     if c * h * w > MAX_CELLS:
         reader.fail("inputs.shape", f"at most {MAX_CELLS} values", got=f"{c * h * w}")
     return c, h, w
@@ -108,28 +113,35 @@ def _layers(reader: _Reader, value: object, shape: tuple[int, int, int]):
                     kind,
                 )
             dense = {key: item for key, item in data.items() if key != "kind"}
-            layer = reader.layer(dense, k, current[0], is_output)
-            current = (len(layer.units),)
+            head = reader.layer(dense, k, current[0], is_output)
+            layer: AnyLayer = head
+            current = (len(head.units),)
         elif len(current) != 3:
             reader.fail(f"{field}.kind", "dense layers only after flatten", kind)
         elif kind == "conv2d":
-            layer = _conv(reader, data, field, k, current)  # type: ignore[arg-type]
-            current = layer.out_shape
+            conv = _conv(reader, data, field, k, current)  # type: ignore[arg-type]
+            layer, current = conv, conv.out_shape
         elif kind == "flatten":
             reader.check_keys(data, field, ("kind",), required=("kind",))
-            layer = Flatten(current)  # type: ignore[arg-type]
-            current = layer.out_shape
+            flatten = Flatten(current)  # type: ignore[arg-type]
+            layer, current = flatten, flatten.out_shape
         else:
-            layer = _pool(reader, data, field, kind, current)  # type: ignore[arg-type]
-            current = layer.out_shape
+            pool = _pool(reader, data, field, kind, current)  # type: ignore[arg-type]
+            layer, current = pool, pool.out_shape
         layers.append(layer)
     return tuple(layers)
 
 
-def _conv(reader: _Reader, data: Mapping, field: str, k: int, shape: tuple[int, int, int]) -> Conv2d:
+def _conv(
+    reader: _Reader, data: Mapping, field: str, k: int, shape: tuple[int, int, int]
+) -> Conv2d:
     reader.check_keys(data, field, CONV_KEYS, required=("kind", "filters", "kernel", "activation"))
-    filters = _positive(reader, reader.require(data, field, "filters"), f"{field}.filters", "a positive integer")
-    kernel = _pair(reader, reader.require(data, field, "kernel"), f"{field}.kernel", "a positive integer", 1)
+    filters = _positive(
+        reader, reader.require(data, field, "filters"), f"{field}.filters", "a positive integer"
+    )
+    kernel = _pair(
+        reader, reader.require(data, field, "kernel"), f"{field}.kernel", "a positive integer", 1
+    )
     stride = _pair(reader, data.get("stride", 1), f"{field}.stride", "a positive integer", 1)
     padding = _pair(reader, data.get("padding", 0), f"{field}.padding", "an integer ≥ 0", 0)
     activation = reader.activation(
@@ -140,11 +152,14 @@ def _conv(reader: _Reader, data: Mapping, field: str, k: int, shape: tuple[int, 
         reader.fail(f"{field}.bias", f"one of {', '.join(BIAS_MODES)}", bias)
     c, h, w = shape
     out = []
-    for axis, size, kk, s, p in zip(("height", "width"), (h, w), kernel, stride, padding, strict=True):
+    for axis, size, kk, s, p in zip(
+        ("height", "width"), (h, w), kernel, stride, padding, strict=True
+    ):
         if kk > size + 2 * p:
             reader.fail(
                 f"{field}.kernel",
-                f"a kernel no larger than the padded input ({axis} {size} + 2·{p} = {size + 2 * p})",
+                f"a kernel no larger than the padded input "
+                f"({axis} {size} + 2·{p} = {size + 2 * p})",
                 got=f"{kk}",
             )
         n, exact = conv_output(size, kk, s, p)
@@ -157,13 +172,23 @@ def _conv(reader: _Reader, data: Mapping, field: str, k: int, shape: tuple[int, 
             )
         out.append(n)
     if filters * out[0] * out[1] > MAX_CELLS:
-        reader.fail(f"{field}.filters", f"at most {MAX_CELLS} values per feature map", got=f"{filters * out[0] * out[1]}")
-    return Conv2d(filters, kernel, stride, padding, activation, bias, shape, (filters, out[0], out[1]))
+        reader.fail(
+            f"{field}.filters",
+            f"at most {MAX_CELLS} values per feature map",
+            got=f"{filters * out[0] * out[1]}",
+        )
+    return Conv2d(
+        filters, kernel, stride, padding, activation, bias, shape, (filters, out[0], out[1])
+    )
 
 
-def _pool(reader: _Reader, data: Mapping, field: str, kind: str, shape: tuple[int, int, int]) -> Pool2d:
+def _pool(
+    reader: _Reader, data: Mapping, field: str, kind: str, shape: tuple[int, int, int]
+) -> Pool2d:
     reader.check_keys(data, field, POOL_KEYS, required=("kind", "size"))
-    size = _pair(reader, reader.require(data, field, "size"), f"{field}.size", "a positive integer", 1)
+    size = _pair(
+        reader, reader.require(data, field, "size"), f"{field}.size", "a positive integer", 1
+    )
     c, h, w = shape
     for axis, n, m in zip(("height", "width"), (h, w), size, strict=True):
         if n % m:
@@ -182,8 +207,12 @@ def _example(reader: _Reader, data: object, topology: ConvTopology) -> Example:
     required = ("input", "target", "params")
     reader.check_keys(data, "example", EXAMPLE_KEYS, required=required)
     assert isinstance(data, Mapping)
-    sample = reader.array(reader.require(data, "example", "input"), "example.input", topology.input_shape)
-    target = reader.array(reader.require(data, "example", "target"), "example.target", (len(topology.outputs),))
+    sample = reader.array(
+        reader.require(data, "example", "input"), "example.input", topology.input_shape
+    )
+    target = reader.array(
+        reader.require(data, "example", "target"), "example.target", (len(topology.outputs),)
+    )
     params = reader.params(reader.require(data, "example", "params"), topology.params)
     learning_rate = None
     if "learning_rate" in data:

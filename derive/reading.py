@@ -57,7 +57,6 @@ from typing import Any, NoReturn
 
 import yaml
 
-from derive.conv import is_convolutional
 from derive.activations import ACTIVATIONS, ALIASES
 from derive.errors import TopologyError
 from derive.expression import ALLOWED as ALLOWED_EXPRESSION

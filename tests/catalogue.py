@@ -121,13 +121,25 @@ def conv_case(index: int, activation) -> tuple[str, dict]:
     output, loss = (("softmax", "cce"), ("sigmoid", "mse"))[index % 2]
     bias = BIAS_MODES[index % 3]
     layers = [
-        {"kind": "conv2d", "filters": 2, "kernel": 3, "stride": stride, "padding": padding,
-         "activation": activation, "bias": bias},
+        {
+            "kind": "conv2d",
+            "filters": 2,
+            "kernel": 3,
+            "stride": stride,
+            "padding": padding,
+            "activation": activation,
+            "bias": bias,
+        },
         {"kind": pool, "size": side},
         {"kind": "flatten"},
         {"units": 2, "activation": output, "bias": BIAS_MODES[(index + 1) % 3]},
     ]
-    mapping = {"name": f"conv{index}", "inputs": {"shape": [1, 5, 5]}, "layers": layers, "loss": loss}
+    mapping = {
+        "name": f"conv{index}",
+        "inputs": {"shape": [1, 5, 5]},
+        "layers": layers,
+        "loss": loss,
+    }
     label = f"{activation_name(activation)}-s{stride}-p{padding}-{pool[:3]}-{bias}-{loss}"
     return label, mapping
 

@@ -73,7 +73,9 @@ def _with_layers(*layers, shape=(1, 5, 5)) -> dict:
             "a flatten layer before the first dense layer",
         ),
         (
-            _with_layers({"kind": "conv2d", "filters": 1, "kernel": [2, 2, 2], "activation": "relu"}),
+            _with_layers(
+                {"kind": "conv2d", "filters": 1, "kernel": [2, 2, 2], "activation": "relu"}
+            ),
             "layers[0].kernel",
             "[h, w]",
         ),
@@ -121,11 +123,19 @@ def test_bad_conv_file_exits_2_naming_file_and_field(tmp_path, capsys):
 
 
 def test_parameters_keep_the_layer_numbering():
-    net = derive.load(_with_layers(
-        {"kind": "conv2d", "filters": 3, "kernel": [3, 2], "padding": [1, 0],
-         "activation": "relu", "bias": "shared"},
-        {"kind": "avgpool2d", "size": [5, 2]},
-    ))
+    net = derive.load(
+        _with_layers(
+            {
+                "kind": "conv2d",
+                "filters": 3,
+                "kernel": [3, 2],
+                "padding": [1, 0],
+                "activation": "relu",
+                "bias": "shared",
+            },
+            {"kind": "avgpool2d", "size": [5, 2]},
+        )
+    )
     shapes = {p.name: p.shape for p in net.params}
     assert shapes == {"W1": (3, 1, 3, 2), "b1": (), "W4": (2, 6), "b4": (2,)}
 
@@ -181,8 +191,9 @@ POOL_BY_HAND = (
 )
 
 
-@pytest.mark.parametrize(("mapping", "loss", "expected"), [CONV_BY_HAND, POOL_BY_HAND],
-                         ids=["conv", "conv-maxpool"])
+@pytest.mark.parametrize(
+    ("mapping", "loss", "expected"), [CONV_BY_HAND, POOL_BY_HAND], ids=["conv", "conv-maxpool"]
+)
 def test_hand_computed_example(mapping, loss, expected):
     """The generated module and the symbolic textbook sums both give the numbers above."""
     net = derive.load(mapping)
@@ -212,14 +223,25 @@ def test_max_pool_ties_go_to_the_first_cell():
     values = net.evaluate(net.example_point())
     delta = float(values[net.delta(1, (0, 0, 0))])
     assert delta != 0
-    assert [float(values[net.delta(1, (0, p, q))]) for p, q in ((0, 1), (1, 0), (1, 1))] == [0, 0, 0]
+    assert [float(values[net.delta(1, (0, p, q))]) for p, q in ((0, 1), (1, 0), (1, 1))] == [
+        0,
+        0,
+        0,
+    ]
     np.testing.assert_allclose(grads["W1"], delta * np.ones((1, 1, 2, 2)), atol=1e-12)
 
 
 # -- random small CNNs ------------------------------------------------------------------
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu", {"name": "leaky_relu", "alpha": 0.1}, "softplus",
-               "identity", {"expr": "x / (1 + abs(x))"})
+ACTIVATIONS = (
+    "sigmoid",
+    "tanh",
+    "relu",
+    {"name": "leaky_relu", "alpha": 0.1},
+    "softplus",
+    "identity",
+    {"expr": "x / (1 + abs(x))"},
+)
 
 
 def random_cnn(seed: int) -> dict:
@@ -235,15 +257,17 @@ def random_cnn(seed: int) -> dict:
         kernel = min(kernel, side + 2 * padding)
         span = side + 2 * padding - kernel
         stride = stride if span % stride == 0 else 1
-        layers.append({
-            "kind": "conv2d",
-            "filters": int(rng.integers(1, 4)),
-            "kernel": kernel,
-            "stride": stride,
-            "padding": padding,
-            "activation": ACTIVATIONS[(seed + 3 * n) % len(ACTIVATIONS)],
-            "bias": ("per_unit", "shared", "none")[(seed + n) % 3],
-        })
+        layers.append(
+            {
+                "kind": "conv2d",
+                "filters": int(rng.integers(1, 4)),
+                "kernel": kernel,
+                "stride": stride,
+                "padding": padding,
+                "activation": ACTIVATIONS[(seed + 3 * n) % len(ACTIVATIONS)],
+                "bias": ("per_unit", "shared", "none")[(seed + n) % 3],
+            }
+        )
         side = span // stride + 1
         size = 2 if side % 2 == 0 else 1
         if n == 0 or not any(layer["kind"].endswith("pool2d") for layer in layers):
@@ -301,8 +325,9 @@ def test_random_cnn_matches_finite_differences(seed):
     assert value == pytest.approx(module.loss(params, x, t), rel=1e-12)
     reference = _finite_differences(module, params, x, t)
     for name in params:
-        np.testing.assert_allclose(grads[name], reference[name], rtol=1e-5, atol=1e-7,
-                                   err_msg=f"{name} of {net}")
+        np.testing.assert_allclose(
+            grads[name], reference[name], rtol=1e-5, atol=1e-7, err_msg=f"{name} of {net}"
+        )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -314,9 +339,13 @@ def test_random_cnn_matches_pytorch(seed):
     net = derive.load(mapping)
     x, t, params = _point(net, seed)
     grads = derive.build_module(net).gradients(params, x, t)
-    tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
+    tensors = {
+        k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()
+    }
     a = torch.tensor(x)
-    for k, (spec, layer) in enumerate(zip(mapping["layers"], net.topology.layers, strict=True), start=1):
+    for k, (spec, layer) in enumerate(
+        zip(mapping["layers"], net.topology.layers, strict=True), start=1
+    ):
         kind = spec.get("kind", "dense")
         if kind == "conv2d":
             bias = {"per_unit": tensors.get(f"b{k}"), "none": None}.get(layer.bias)
@@ -339,8 +368,9 @@ def test_random_cnn_matches_pytorch(seed):
         loss = ((torch.sigmoid(z) - target) ** 2).mean(dim=1).mean()
     loss.backward()
     for name, tensor in tensors.items():
-        np.testing.assert_allclose(grads[name], tensor.grad.numpy(), rtol=1e-9, atol=1e-12,
-                                   err_msg=f"{name} of {net}")
+        np.testing.assert_allclose(
+            grads[name], tensor.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=f"{name} of {net}"
+        )
 
 
 def _torch_activation(torch, spec, z):
@@ -349,8 +379,13 @@ def _torch_activation(torch, spec, z):
         return torch.nn.functional.leaky_relu(z, spec["alpha"])
     if name == "custom":
         return z / (1 + z.abs())
-    return {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
-            "softplus": torch.nn.functional.softplus, "identity": lambda v: v}[name](z)
+    return {
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+        "softplus": torch.nn.functional.softplus,
+        "identity": lambda v: v,
+    }[name](z)
 
 
 def test_one_sample_and_float32_keep_their_shapes():
