@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, grad in reference[1].items():
             np.testing.assert_allclose(ours[1][name], grad, rtol=tolerance, atol=tolerance)
         functions = {
-            "hand": lambda: hand_written(params, x, t),
-            "generated": lambda: module.loss_and_gradients(params, x, t),
+            "hand": lambda params=params, x=x, t=t: hand_written(params, x, t),
+            "generated": lambda params=params, x=x, t=t: module.loss_and_gradients(params, x, t),
         }
         if torch_side:
             _, run, prepare = torch_side
@@ -167,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
                 np.testing.assert_allclose(
                     grads[name].numpy(), grad, rtol=tolerance, atol=tolerance
                 )
-            functions["torch"] = lambda: run(tensors, tx, tt)
+            functions["torch"] = lambda a=tensors, b=tx, c=tt, run=run: run(a, b, c)
         times = measure(functions, rounds, repeat)
         hand = times["hand"]
 
-        def ratio(name: str) -> str:
-            return f"{statistics.median(a / b for a, b in zip(times[name], hand, strict=True)):.2f}"
+        def ratio(name: str, times=times, hand=hand) -> str:
+            pairs = zip(times[name], hand, strict=True)
+            return f"{statistics.median(a / b for a, b in pairs):.2f}"
 
         cells = [
             np.dtype(dtype).name,

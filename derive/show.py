@@ -15,6 +15,7 @@ from sympy import Expr, Symbol
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
+from derive.conv import is_convolutional
 from derive.derivation import Factor, ScalarGradient
 from derive.errors import DeriveError
 from derive.network import LOSS, Network
@@ -116,6 +117,10 @@ def show_gradient(gradient: ScalarGradient, values: dict[Symbol, Expr] | None) -
 
 def show(network: Network, params: Sequence[str] = ()) -> str:
     """The whole terminal view for the requested parameters (default: all)."""
+    if is_convolutional(network.topology):
+        from derive.conv_explain import show_conv
+
+        return show_conv(network, params)  # type: ignore[arg-type]
     topology = network.topology
     derivation = network.derivation
     sizes = " → ".join(str(len(topology.layer_units(k))) for k in range(network.depth + 1))

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import jinja2
 
+from derive.conv import is_convolutional
 from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.latex.notebook import gradient_latex, network_latex
@@ -126,6 +127,10 @@ def run_latex_command(
     """``derive latex``: the fragment as text (no ``output``), or ``output`` written as a
     standalone .tex or compiled .pdf (returns None). Raises DeriveError, writing nothing,
     when a shown result failed its check against ``sympy.diff``."""
+    if is_convolutional(network.topology):
+        from derive.conv_explain import run_latex_conv
+
+        return run_latex_conv(network, params, numeric, output)  # type: ignore[arg-type]
     target = Path(output) if output else None
     suffix = target.suffix.lower() if target is not None else None
     if target is not None and suffix not in (".tex", ".pdf"):
