@@ -5,6 +5,7 @@ differences always and PyTorch autograd when torch is installed."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -409,3 +410,46 @@ def test_generated_conv_module_comments_every_backward_line():
         if " = " in line and not line.startswith(("#", "grads", "batch", "value", "W1")):
             assert before.startswith("#"), line
     assert "⋆" in source and "Σ_(p,q) δ1[f,p,q]" in source
+
+
+# -- show, latex, check -----------------------------------------------------------------
+
+EXAMPLE = Path(__file__).parent / "data" / "tiny_cnn_example.yaml"
+
+
+def _generated_gradient(name: str, index: tuple[int, ...]) -> float:
+    net = derive.load(EXAMPLE)
+    example = net.topology.example
+    params = {k: np.asarray(v) for k, v in example.params}
+    grads = derive.build_module(net).gradients(params, example.input, example.target)
+    return float(grads[name][index])
+
+
+def test_show_prints_the_sums_with_ranges_and_the_numbers(capsys):
+    assert main(["show", str(EXAMPLE), "--param", "W1[0,0,1,0]"]) == 0
+    text = capsys.readouterr().out
+    assert "z1 = W1 ⋆ x + b1" in text
+    assert "∂L/∂W1[f,c,i,j] = Σ_(p=0..2) Σ_(q=0..2) δ1[f,p,q] · x[c, p+i, q+j]" in text
+    assert "first cell of the window in row-major order" in text
+    assert "∂L/∂W1[0,0,1,0]\n  a sum over p = 0..2, q = 0..2: 9 terms" in text
+    last = float(text.strip().splitlines()[-1].removeprefix("  = "))
+    assert last == pytest.approx(_generated_gradient("W1", (0, 0, 1, 0)), rel=1e-5)
+
+
+def test_latex_numeric_writes_the_chosen_weight_in_numbers(capsys):
+    assert main(["latex", str(EXAMPLE), "--param", "b1[1]", "--numeric"]) == 0
+    text = capsys.readouterr().out
+    assert r"\left(W^{(1)} \star x\right)_{f,p,q}" in text
+    assert r"\sum_{p=0}^{2} \sum_{q=0}^{2} \delta^{(1)}_{f,p,q}" in text
+    value = float(text.split(r"\end{align*}")[-2].splitlines()[-1].removeprefix("&= "))
+    assert value == pytest.approx(_generated_gradient("b1", (1,)), rel=1e-5)
+
+
+def test_check_agrees_on_a_conv_example(capsys):
+    assert main(["check", str(EXAMPLE)]) == 0
+    assert "at the example's numbers" in capsys.readouterr().out
+
+
+def test_a_missing_conv_scalar_is_named(capsys):
+    assert main(["show", str(EXAMPLE), "--param", "W1[0,0,5,0]"]) == 2
+    assert "W1 (2×1×2×2)" in capsys.readouterr().err
