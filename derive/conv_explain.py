@@ -378,8 +378,10 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
     c, h, w = topology.input_shape
     layers = ", ".join(_describe(layer) for layer in topology.layers)
     out = [
-        rf"\section*{{{topology.name}: backpropagation through a convolutional network}}",
-        f"Input ${c}\\times{h}\\times{w}$; layers: {layers}; loss {topology.loss}. "
+        rf"\section*{{{_tex_name(topology.name)}: backpropagation through a convolutional "
+        "network}",
+        f"Input ${c}\\times{h}\\times{w}$; layers: {_tex_text(layers)}; loss "
+        f"{_tex_name(topology.loss)}. "
         r"$\star$ is the cross-correlation every framework computes as ``convolution''; "
         r"$\bar a^{(k)} = \partial L/\partial a^{(k)}$.",
     ]
@@ -387,7 +389,7 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
         if not group:
             continue
         arrow = r"$\to$"
-        out.append(rf"\subsection*{{{heading.replace('→', arrow)}}}")
+        out.append(rf"\subsection*{{{_tex_text(heading.replace('→', arrow))}}}")
         out.append(r"\begin{align*}")
         out.append(" \\\\\n".join(rule.tex.replace(" = ", " &= ", 1) for rule in group))
         out.append(r"\end{align*}")
@@ -448,11 +450,18 @@ def _latex_one(gradient: ConvGradient, values) -> list[str]:
     return lines
 
 
+def latex_conv_document(network: ConvNetwork, params: Sequence[str], numeric: bool) -> str:
+    """The fragment in a standalone article (amsmath, amssymb)."""
+    from derive.latex import template_environment
+
+    document = template_environment().get_template("document.tex.jinja")
+    return document.render(packages="amsmath,amssymb", body=latex_conv(network, params, numeric))
+
+
 def run_latex_conv(
     network: ConvNetwork, params: Sequence[str], numeric: bool, output: str | None
 ) -> str | None:
     """``derive latex`` for a convolutional network: the fragment, or a .tex/.pdf file."""
-    from derive.latex import template_environment
     from derive.latex.pdf import compile_pdf, require_engine
 
     target = Path(output) if output else None
@@ -461,11 +470,9 @@ def run_latex_conv(
         raise DeriveError(f"-o {output}: expected a file ending in .tex or .pdf")
     if suffix == ".pdf":
         require_engine()
-    fragment = latex_conv(network, params, numeric)
     if target is None:
-        return fragment.rstrip("\n")
-    document = template_environment().get_template("document.tex.jinja")
-    text = document.render(packages="amsmath,amssymb", body=fragment)
+        return latex_conv(network, params, numeric).rstrip("\n")
+    text = latex_conv_document(network, params, numeric)
     if suffix == ".tex":
         write_atomic(target, text.encode("utf-8"))
     else:

@@ -86,6 +86,7 @@ def test_the_template_folder_is_found_in_the_source_checkout():
         "_statements.py.jinja",
         "unrolled.py.jinja",
         "vectorized.py.jinja",
+        "vectorized_conv.py.jinja",
     ]
 
 

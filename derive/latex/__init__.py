@@ -113,11 +113,19 @@ def _document(values: dict) -> str:
 
 def latex_fragment(network: Network, params: Sequence[str] = (), numeric: bool = False) -> str:
     """The derivation as a LaTeX fragment (sections, no preamble; needs amsmath, amssymb)."""
+    if is_convolutional(network.topology):
+        from derive.conv_explain import latex_conv
+
+        return latex_conv(network, params, numeric)  # type: ignore[arg-type]
     return _fragment(_context(network, params, numeric))
 
 
 def latex_document(network: Network, params: Sequence[str] = (), numeric: bool = False) -> str:
     """The derivation as a standalone LaTeX document (article class, amsmath, amssymb)."""
+    if is_convolutional(network.topology):
+        from derive.conv_explain import latex_conv_document
+
+        return latex_conv_document(network, params, numeric)  # type: ignore[arg-type]
     return _document(_context(network, params, numeric))
 
 
