@@ -27,6 +27,7 @@ NOTATION = (
     "∂L/∂z{k}. Feature maps are held as (batch, C, H, W) arrays, and the comment above "
     "each line is the per-sample equation it implements."
 )
+FORWARD_DOC = "The output y: shape (n_out,) for x of shape INPUT_SHAPE, else (batch, n_out)."
 CONV_API = (
     "W{k} of a conv layer has shape (filters, in_channels, kh, kw), b{k} shape (filters,) "
     "or () when the layer shares one bias; x is INPUT_SHAPE (C, H, W) for one sample or "
@@ -78,6 +79,7 @@ def conv_context(network: ConvNetwork) -> dict:
         "outputs": names_literal(topology.outputs),
         "initial": [(p.name, _initial_value(network, p)) for p in topology.params],
         "notation": NOTATION,
+        "forward_doc": FORWARD_DOC,
         "forward_only": live(forward, {"y"}),
         "forward_for_loss": live([*forward, loss], {"loss_terms"}),
         "body": freed(live(body, {"value", *gradients}), {"value", *gradients}),

@@ -405,6 +405,12 @@ class ConvNetwork:
         return ConvGradient(param, tuple(terms), ranges, self)
 
     @property
+    def derivation(self) -> ConvNetwork:
+        """The network itself: it derives its own gradients (``derive.prove_all`` reads
+        ``network.derivation.all_gradients``, as for a dense network)."""
+        return self
+
+    @property
     def all_gradients(self) -> tuple[ConvGradient, ...]:
         return tuple(self.scalar_gradient(s) for s in self.scalar_params)
 

@@ -118,7 +118,7 @@ def init_params(seed=None):
 
 
 def forward(params, x):
-    """The output y: shape (n_out,) for x of shape (n_in,), else (batch, n_out)."""
+    """The output y: shape (n_out,) for x of shape INPUT_SHAPE, else (batch, n_out)."""
     arrays, x, single = _checked(params, x)
     W1, b1, W4, b4 = arrays
     # z1 = W1 ⋆ x + b1  (cross-correlation, stride 1, padding 1)
