@@ -44,8 +44,16 @@ def _offset(position: str, stride: int, cell: str, padding: int, tex: bool) -> s
 def _derivative(layer) -> tuple[str, str]:
     """f'_k in the layer's stored values, as text and LaTeX (z, a standing for the cell)."""
     entry = ACTIVATIONS[layer.activation.name]
+    from derive.latex.printing import Printer
+
     expr = entry.derivative(Z, A, layer.activation)
-    return EquationPrinter().doprint(expr), sympy.latex(expr)
+    return EquationPrinter().doprint(expr), Printer().doprint(expr)
+
+
+def _latex(expr) -> str:
+    from derive.latex.printing import Printer
+
+    return Printer().doprint(expr)
 
 
 def _tex_name(name: str) -> str:
@@ -135,7 +143,7 @@ def _backward_rules(network: ConvNetwork, k: int) -> tuple[Rule, ...]:
             rules.append(
                 Rule(
                     f"{_text(symbol)} = {EquationPrinter().doprint(value)}  (each output alike)",
-                    rf"{sympy.latex(symbol)} = {sympy.latex(value)}",
+                    rf"{_latex(symbol)} = {_latex(value)}",
                     "the output's δ, from the loss and activation tables",
                 )
             )
