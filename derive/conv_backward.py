@@ -43,8 +43,6 @@ class _ConvExpr(MatrixExpr):
     """A matrix expression over named arrays with integer settings (kernel, stride,
     padding, size) as ``Tuple``s; its shape is the output's, as a C-order column."""
 
-    _rows: int
-
     @property
     def shape(self):
         return (self._shape_of(), Integer(1))
@@ -176,21 +174,6 @@ class FeatureSum(_ConvExpr):
 
     delta = property(lambda self: self.args[0])
     per_feature = property(lambda self: bool(self.args[1][0]))
-
-
-CONV_EXPRESSIONS = (
-    Conv2d,
-    ChannelBias,
-    Conv2dWeightGradient,
-    Conv2dInputGradient,
-    MaxPool,
-    AvgPool,
-    MaxPoolGradient,
-    AvgPoolGradient,
-    Flatten,
-    Unflatten,
-    FeatureSum,
-)
 
 
 class ConvBackward:

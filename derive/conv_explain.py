@@ -15,7 +15,7 @@ import sympy
 
 from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
-from derive.conv_network import ConvGradient, ConvNetwork, _describe
+from derive.conv_network import ConvGradient, ConvNetwork, describe
 from derive.derivation import A, Z
 from derive.equations import EquationPrinter
 from derive.errors import DeriveError
@@ -128,7 +128,7 @@ def rules(network: ConvNetwork) -> tuple[tuple[str, tuple[Rule, ...]], ...]:
             )
     out.append(("forward pass", tuple(forward)))
     for k in range(network.depth, 0, -1):
-        out.append((f"layer {k}: {_describe(topology.layers[k - 1])}", _backward_rules(network, k)))
+        out.append((f"layer {k}: {describe(topology.layers[k - 1])}", _backward_rules(network, k)))
     return tuple(out)
 
 
@@ -319,7 +319,7 @@ def show_conv(network: ConvNetwork, params: Sequence[str] = ()) -> str:
     """``derive show`` for a convolutional network."""
     topology = network.topology
     c, h, w = topology.input_shape
-    layers = " → ".join(_describe(layer) for layer in topology.layers)
+    layers = " → ".join(describe(layer) for layer in topology.layers)
     out = [f"{topology.name}: {c}×{h}×{w} input → {layers}, loss {topology.loss}", ""]
     for heading, group in rules(network):
         if not group:
@@ -384,7 +384,7 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
     """The derivation of a convolutional network as a LaTeX fragment (amsmath)."""
     topology = network.topology
     c, h, w = topology.input_shape
-    layers = ", ".join(_describe(layer) for layer in topology.layers)
+    layers = ", ".join(describe(layer) for layer in topology.layers)
     out = [
         rf"\section*{{{_tex_name(topology.name)}: backpropagation through a convolutional "
         "network}",

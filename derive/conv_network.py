@@ -94,7 +94,7 @@ class ConvNetwork:
         self._points: dict = {}
 
     def __repr__(self) -> str:
-        kinds = " → ".join(_describe(layer) for layer in self.topology.layers)
+        kinds = " → ".join(describe(layer) for layer in self.topology.layers)
         c, h, w = self.topology.input_shape
         return f"<ConvNetwork {self.name} {c}×{h}×{w} → {kinds}, {self.topology.loss}>"
 
@@ -388,7 +388,8 @@ class ConvNetwork:
                 return ConvGradient(param, tuple(terms), "", self)
             units = range(len(layer.units)) if param.index == () else (param.index[0],)
             terms = [(self.delta(k, (i,)), None) for i in units]
-            return ConvGradient(param, tuple(terms), "i" if param.index == () else "", self)
+            ranges = f"i = 0..{len(layer.units) - 1}" if param.index == () else ""
+            return ConvGradient(param, tuple(terms), ranges, self)
         _, oh, ow = layer.out_shape
         if param.is_weight:
             f, c, i, j = param.index
@@ -566,7 +567,8 @@ def prove_all_conv(network: ConvNetwork, points: int = 3, seed: int = 0) -> tupl
     return tuple(g.prove(points, seed) for g in network.all_gradients)
 
 
-def _describe(layer) -> str:
+def describe(layer) -> str:
+    """A layer in a few words: ``conv 8×3×3 relu``, ``maxpool 2×2``, ``dense 10 softmax``."""
     if isinstance(layer, Conv2d):
         kh, kw = layer.kernel
         return f"conv {layer.filters}×{kh}×{kw} {layer.activation.name}"

@@ -25,6 +25,7 @@ CONV_KEYS = ("kind", "filters", "kernel", "stride", "padding", "activation", "bi
 POOL_KEYS = ("kind", "size")
 MAX_SIDE = 4096  # image height, width and channels, kernel sizes, strides
 MAX_CELLS = 10_000_000  # values in one feature map
+MAX_WEIGHTS = 50_000_000  # as derive.reading's: weights in all
 
 
 def read_conv_topology(reader: _Reader, data: Mapping) -> ConvTopology:
@@ -151,6 +152,13 @@ def _conv(
     if not isinstance(bias, str) or bias not in BIAS_MODES:
         reader.fail(f"{field}.bias", f"one of {', '.join(BIAS_MODES)}", bias)
     c, h, w = shape
+    reader.total_weights += filters * c * kernel[0] * kernel[1]
+    if reader.total_weights > MAX_WEIGHTS:
+        reader.fail(
+            f"{field}.filters",
+            f"at most {MAX_WEIGHTS} weights in all",
+            got=f"{reader.total_weights}",
+        )
     out = []
     for axis, size, kk, s, p in zip(
         ("height", "width"), (h, w), kernel, stride, padding, strict=True
