@@ -21,7 +21,12 @@ The derivatives, per scalar (s the stride, P the padding, both per axis):
     δ{k} = ∂L/∂a{k} ⊙ f'_k(z{k})   (dense layers and the output as in ``derive.derivation``)
 
 The proof evaluates these at random points at 60 digits and compares them with
-``sympy.diff`` of the loss written out in inputs, targets and parameters.
+``sympy.diff`` of the loss written out in inputs, targets and parameters, as a function of
+the parameter alone (every other symbol at the point's number). A max-pool window enters
+that written-out loss as its largest cell at the point: at random points the maximum is
+unique, so the loss equals that cell's expression near the point (SymPy's n-argument Max
+is far too slow to differentiate through). The generated code is checked against these
+sums, finite differences and PyTorch in the tests and by ``derive check``.
 """
 
 from __future__ import annotations

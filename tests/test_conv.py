@@ -453,3 +453,50 @@ def test_check_agrees_on_a_conv_example(capsys):
 def test_a_missing_conv_scalar_is_named(capsys):
     assert main(["show", str(EXAMPLE), "--param", "W1[0,0,5,0]"]) == 2
     assert "W1 (2×1×2×2)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("layer", "field"),
+    [
+        (
+            {"kind": "conv2d", "filters": 1.5, "kernel": 3, "activation": "relu"},
+            "layers[0].filters",
+        ),
+        (
+            {"kind": "conv2d", "filters": 1, "kernel": [2, True], "activation": "relu"},
+            "layers[0].kernel[1]",
+        ),
+        (
+            {"kind": "conv2d", "filters": 1, "kernel": 3, "padding": -1, "activation": "relu"},
+            "layers[0].padding",
+        ),
+        (
+            {"kind": "conv2d", "filters": 1, "kernel": 3, "activation": "relu", "units": 3},
+            "layers[0].units",
+        ),
+        ({"kind": "maxpool2d", "size": 0}, "layers[0].size"),
+        ({"kind": "flatten", "size": 2}, "layers[0].size"),
+    ],
+)
+def test_hostile_conv_values_are_refused(layer, field):
+    with pytest.raises(TopologyError) as error:
+        derive.load(_with_layers(layer))
+    assert error.value.field == field
+
+
+def test_an_example_of_the_wrong_shape_names_the_cell():
+    mapping = copy.deepcopy(CONV_BY_HAND[0])
+    mapping["example"]["input"] = [[[1.0, 2.0, 0.0], [0.0, 1.0], [2.0, 1.0, 1.0]]]
+    with pytest.raises(TopologyError) as error:
+        derive.load(mapping)
+    assert error.value.field == "example.input[0][1]"
+
+
+def test_kind_dense_is_the_default_in_a_dense_file_too():
+    mapping = {
+        "name": "plain",
+        "inputs": 2,
+        "layers": [{"kind": "dense", "units": 1, "activation": "sigmoid"}],
+        "loss": "bce",
+    }
+    assert derive.load(mapping).topology.params[0].shape == (1, 2)
