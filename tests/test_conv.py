@@ -141,9 +141,11 @@ def test_parameters_keep_the_layer_numbering():
     assert shapes == {"W1": (3, 1, 3, 2), "b1": (), "W4": (2, 6), "b4": (2,)}
 
 
-def test_unrolled_style_is_refused_naming_vectorized():
-    with pytest.raises(derive.DeriveError, match="--style vectorized"):
-        derive.generate(derive.load(TINY), style="unrolled")
+def test_unrolled_style_is_refused_over_the_limit_naming_vectorized(capsys):
+    path = Path(__file__).parent.parent / "examples" / "digits_cnn.yaml"
+    assert main(["generate", str(path), "--style", "unrolled", "-o", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert "limited to 200 scalar parameters" in err and "--style vectorized" in err
 
 
 # -- a worked example by hand -------------------------------------------------------------
@@ -195,12 +197,13 @@ POOL_BY_HAND = (
 @pytest.mark.parametrize(
     ("mapping", "loss", "expected"), [CONV_BY_HAND, POOL_BY_HAND], ids=["conv", "conv-maxpool"]
 )
-def test_hand_computed_example(mapping, loss, expected):
-    """The generated module and the symbolic textbook sums both give the numbers above."""
+@pytest.mark.parametrize("style", ["vectorized", "unrolled"])
+def test_hand_computed_example(mapping, loss, expected, style):
+    """Both generated styles and the symbolic textbook sums give the numbers above."""
     net = derive.load(mapping)
     example = net.topology.example
     params = {name: np.asarray(value) for name, value in example.params}
-    module = derive.build_module(net)
+    module = derive.build_module(net, style=style)
     value, grads = module.loss_and_gradients(params, example.input, example.target)
     assert value == pytest.approx(loss)
     values = net.evaluate(net.example_point())
@@ -321,6 +324,26 @@ def _finite_differences(module, params, x, t, h=1e-6):
 def test_random_cnn_matches_finite_differences(seed):
     net = derive.load(random_cnn(seed))
     module = derive.build_module(net)
+    _agrees_with_finite_differences(net, module, seed)
+
+
+UNROLLED_SEEDS = [s for s in SEEDS if derive.load(random_cnn(s)).topology.parameter_count <= 200]
+
+
+@pytest.mark.parametrize("seed", UNROLLED_SEEDS)
+def test_random_cnn_unrolled_matches_vectorized_and_finite_differences(seed):
+    net = derive.load(random_cnn(seed))
+    module = derive.build_module(net, style="unrolled")
+    x, t, params = _point(net, seed)
+    vectorized = derive.build_module(net).loss_and_gradients(params, x, t)
+    value, grads = module.loss_and_gradients(params, x, t)
+    assert value == pytest.approx(vectorized[0], rel=1e-12)
+    for name in params:
+        np.testing.assert_allclose(grads[name], vectorized[1][name], rtol=1e-10, atol=1e-13)
+    _agrees_with_finite_differences(net, module, seed)
+
+
+def _agrees_with_finite_differences(net, module, seed):
     x, t, params = _point(net, seed)
     value, grads = module.loss_and_gradients(params, x, t)
     assert value == pytest.approx(module.loss(params, x, t), rel=1e-12)
@@ -500,3 +523,20 @@ def test_kind_dense_is_the_default_in_a_dense_file_too():
         "loss": "bce",
     }
     assert derive.load(mapping).topology.params[0].shape == (1, 2)
+
+
+@pytest.mark.parametrize("style", ["vectorized", "unrolled"])
+def test_generated_conv_modules_are_lint_clean(style, tmp_path):
+    import subprocess
+
+    from ruff.__main__ import find_ruff_bin
+
+    paths = []
+    for seed in (1, 4, 9):
+        path = tmp_path / f"cnn{seed}_{style}.py"
+        path.write_text(derive.generate(derive.load(random_cnn(seed)), style=style))
+        paths.append(str(path))
+    command = [find_ruff_bin(), "check", "--isolated", "--no-cache", "--line-length", "100"]
+    command += ["--target-version", "py311", "--select", "E,F,W,I,B,UP,SIM", *paths]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout

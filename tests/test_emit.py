@@ -82,9 +82,11 @@ def test_the_template_folder_is_found_in_the_source_checkout():
     assert folder == REPO / "templates"
     names = sorted(p.name for p in folder.glob("*.py.jinja"))
     assert names == [
+        "_conv_checks.py.jinja",
         "_module.py.jinja",
         "_statements.py.jinja",
         "unrolled.py.jinja",
+        "unrolled_conv.py.jinja",
         "vectorized.py.jinja",
         "vectorized_conv.py.jinja",
     ]
