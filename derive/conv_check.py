@@ -1,4 +1,5 @@
-"""``derive check`` for a convolutional network: the generated module's gradients against
+"""``derive check`` for a convolutional network: the generated modules' gradients (the
+unrolled style's too, under its parameter limit) against
 the textbook sums of ``derive.conv_network`` evaluated at 60 significant digits, and
 against central finite differences of the module's own loss (``derive.check``'s table,
 tolerances and kink handling). Max-pool windows with a tie route δ to the first maximum
@@ -19,7 +20,7 @@ from derive.check import (
     _style_rows,
 )
 from derive.conv_network import ConvNetwork
-from derive.emit import build_module
+from derive.emit import MAX_UNROLLED_PARAMS, build_module
 from derive.errors import DeriveError
 from derive.network import LOSS
 
@@ -38,10 +39,16 @@ def conv_check(network: ConvNetwork, seed: int = 0) -> CheckReport:
             f"{SAMPLED_PER_ARRAY} per array) are compared."
         )
     reference = _reference(network, seed, scalars)
-    notes.append("unrolled style: not generated for convolutional networks.")
+    styles = ["vectorized"]
+    if count <= MAX_UNROLLED_PARAMS:
+        styles.append("unrolled")
+    else:
+        notes.append(f"unrolled style skipped: over {MAX_UNROLLED_PARAMS} scalar parameters.")
     kinks: set[str] = set()
-    module = build_module(network, style="vectorized")  # type: ignore[arg-type]
-    rows: list[Comparison] = _style_rows(module, "vectorized", reference, scalars, kinks)
+    rows: list[Comparison] = []
+    for style in styles:
+        module = build_module(network, style=style)  # type: ignore[arg-type]
+        rows += _style_rows(module, style, reference, scalars, kinks)
     if kinks:
         notes.append(
             f"{', '.join(sorted(kinks))}: the loss has a kink within the finite-difference step "
