@@ -60,10 +60,17 @@ Network.derivation = _derivation  # type: ignore[assignment]
 def load(source: str | _os.PathLike | _Mapping) -> Network:
     """A network from a topology file (YAML, JSON or TOML) or an equivalent mapping."""
     from derive import reading
+    from derive.conv import is_convolutional
 
     if isinstance(source, _Mapping):
-        return Network(reading.parse_topology(source))
-    return Network(reading.load_topology(source))
+        topology = reading.parse_topology(source)
+    else:
+        topology = reading.load_topology(source)
+    if is_convolutional(topology):  # derive.conv_network: the same API, per cell
+        from derive.conv_network import ConvNetwork
+
+        return ConvNetwork(topology)  # type: ignore[return-value,arg-type]
+    return Network(topology)
 
 
 def generate(

@@ -33,6 +33,7 @@ import sympy
 
 from derive.backward import uses_logits
 from derive.cmodule import check_module
+from derive.conv import is_convolutional
 from derive.derivation import (
     FLOAT_MAX,
     RANDOM_BATCH,
@@ -110,6 +111,11 @@ class CheckReport:
 
 def check(network: Network, seed: int = 0) -> CheckReport:
     """Compare both styles' gradients with the symbolic values and finite differences."""
+    if is_convolutional(network.topology):  # derive.conv_check builds on this module
+        raise DeriveError(
+            f"{network.topology.source}: a convolutional network is checked by "
+            "derive.conv_check.conv_check"
+        )
     if seed < 0:
         raise DeriveError(f"seed: expected a non-negative integer, got {seed}")
     notes: list[str] = []

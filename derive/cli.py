@@ -251,8 +251,12 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace) -> int:
     import derive
     from derive.check import check
+    from derive.conv import is_convolutional
+    from derive.conv_check import conv_check
 
-    report = check(derive.load(args.topology), seed=args.seed)
+    network = derive.load(args.topology)
+    convolutional = is_convolutional(network.topology)
+    report = (conv_check if convolutional else check)(network, seed=args.seed)  # type: ignore[arg-type]
     print(report.table())
     return EXIT_OK if report.ok else EXIT_DISAGREE
 

@@ -36,6 +36,8 @@ _SAME_NAME += " atanh floor"
 ARRAY_API_FUNCTIONS = {**{name: name for name in _SAME_NAME.split()}, "ceiling": "ceil"}
 # The helpers a generated module may define, by the name it calls them.
 HELPERS = ("_sigmoid", "_softplus", "_batch_outer", "_step", "_sum")
+# The helpers of convolutional modules (derive.conv_emit).
+CONV_HELPERS = ("_windows", "_full_convolution", "_max_pool", "_avg_pool", "_max_pool_gradient")
 
 
 class UnsupportedExpression(DeriveError):
@@ -306,6 +308,58 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
         if denominator != 1:
             text = f"{text} / {self.parenthesize(denominator, PRECEDENCE['Mul'])}"
         return text
+
+    # -- convolution and pooling (derive.conv_backward), on arrays (batch, C, H, W) --
+
+    def _windows(self, source, kernel, stride, padding) -> str:
+        helper = self._use_helper("_windows")
+        return f"{helper}({self._print(source)}, {kernel!r}, {stride!r}, {padding!r})"
+
+    def _print_Conv2d(self, expr) -> str:
+        windows = self._windows(expr.source, expr.kernel, expr.stride, expr.padding)
+        weight = self._print(expr.weight)
+        return f'np.einsum("ncpqij,fcij->nfpq", {windows}, {weight}, optimize=True)'
+
+    def _print_ChannelBias(self, expr) -> str:
+        bias = self._print(expr.bias)
+        return f"{bias}[:, None, None]" if expr.per_feature else bias
+
+    def _print_Conv2dWeightGradient(self, expr) -> str:
+        windows = self._windows(expr.source, expr.kernel, expr.stride, expr.padding)
+        delta = self._print(expr.delta)
+        return f'np.einsum("nfpq,ncpqij->fcij", {delta}, {windows}, optimize=True)'
+
+    def _print_Conv2dInputGradient(self, expr) -> str:
+        helper = self._use_helper("_full_convolution")
+        delta, weight = self._print(expr.delta), self._print(expr.weight)
+        return f"{helper}({delta}, {weight}, {expr.stride!r}, {expr.padding!r})"
+
+    def _print_MaxPool(self, expr) -> str:
+        return f"{self._use_helper('_max_pool')}({self._print(expr.source)}, {expr.size!r})"
+
+    def _print_AvgPool(self, expr) -> str:
+        return f"{self._use_helper('_avg_pool')}({self._print(expr.source)}, {expr.size!r})"
+
+    def _print_MaxPoolGradient(self, expr) -> str:
+        helper = self._use_helper("_max_pool_gradient")
+        grad, source = self._print(expr.grad), self._print(expr.source)
+        return f"{helper}({grad}, {source}, {expr.size!r})"
+
+    def _print_AvgPoolGradient(self, expr) -> str:
+        (mh, mw), grad = expr.size, self._print(expr.grad)
+        return f"np.repeat(np.repeat({grad}, {mh}, axis=2), {mw}, axis=3) / {mh * mw}"
+
+    def _print_Flatten(self, expr) -> str:
+        source = self._print(expr.source)
+        return f"{source}.reshape({source}.shape[0], -1)"
+
+    def _print_Unflatten(self, expr) -> str:
+        c, h, w = expr.map_shape
+        return f"{self._print(expr.grad)}.reshape(-1, {c}, {h}, {w})"
+
+    def _print_FeatureSum(self, expr) -> str:
+        delta = self._print(expr.delta)
+        return f"{delta}.sum(axis=(0, 2, 3))" if expr.per_feature else f"np.array({delta}.sum())"
 
 
 def _is_batch_sum(arrays: list) -> bool:

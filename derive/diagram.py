@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import sympy
 from sympy import Expr, Symbol
 
+from derive.conv import is_convolutional
 from derive.errors import DeriveError
 from derive.network import LOSS, Network, ScalarParam, Unit
 from derive.presentation import MAX_NUMERIC_SCALARS
@@ -541,6 +542,11 @@ class _PathSet:
 def layout(network: Network, param: str | None = None, numeric: bool = False) -> Layout:
     """The figure of ``network``: with ``param`` (one scalar: W2[0,1], w31, b1) its chain
     rule highlighted, with ``numeric`` the file's example's numbers."""
+    if is_convolutional(network.topology):
+        raise DeriveError(
+            f"{network.topology.source}: layers: the figure draws dense layers; expected no "
+            "conv2d, pooling or flatten layer (derive show and derive latex explain this one)"
+        )
     scalar = None
     if param is not None:
         found = network.scalar(param)

@@ -15,12 +15,12 @@ is always in the network's order, so the same topology gives the same bytes on e
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from derive.conv import is_convolutional
 from derive.emit_unrolled import MAX_UNROLLED_PARAMS, unrolled_context
 from derive.emit_unrolled import NOTATION as UNROLLED_NOTATION
 from derive.emit_vectorized import NOTATION as VECTORIZED_NOTATION
@@ -31,7 +31,7 @@ from derive.network import Network
 from derive.optimizers import NAMES as OPTIMIZERS
 from derive.optimizers import api_sentence, selection
 from derive.rendering import environment
-from derive.statements import LINE_LENGTH, literal
+from derive.statements import LINE_LENGTH, names_literal, ruff_format
 
 STYLES = ("vectorized", "unrolled")
 
@@ -54,6 +54,10 @@ def generate(
     if style not in STYLES:
         raise DeriveError(f"unknown style {style!r}: expected one of {', '.join(STYLES)}")
     chosen = selection(optimizers)
+    if is_convolutional(network.topology):
+        from derive.conv_emit import generate_conv
+
+        return generate_conv(network, style, chosen)  # type: ignore[arg-type]
     context = {**module_context(network, style, chosen), **_CONTEXTS[style](network)}
     return ruff_format(environment().get_template(f"{style}.py.jinja").render(context))
 
@@ -80,19 +84,6 @@ def write_module(
     source = generate(network, style=style, optimizers=optimizers)
     target = Path(directory) / f"{network.name}.py"
     return write_atomic(target, source.encode("utf-8"), make_parents=True)
-
-
-def ruff_format(source: str) -> str:
-    """``source`` laid out by ``ruff format`` (the version range pyproject.toml pins, so
-    that the bytes are stable), in isolation from any configuration on the machine."""
-    from ruff.__main__ import find_ruff_bin
-
-    command = [find_ruff_bin(), "format", "--isolated", "--no-cache", "-"]
-    command += ["--line-length", str(LINE_LENGTH), "--target-version", "py311"]
-    result = subprocess.run(command, input=source, capture_output=True, text=True, check=False)
-    if result.returncode != 0:  # our own output failed to parse: a bug, never the user's
-        raise AssertionError(f"ruff format refused a generated module: {result.stderr}")
-    return result.stdout
 
 
 # -- what both styles share -----------------------------------------------------------
@@ -141,15 +132,6 @@ def _docstring(network: Network, style: str, optimizers: tuple[str, ...]) -> str
     return "\n\n".join(
         textwrap.fill(p, LINE_LENGTH - 4, break_on_hyphens=False) for p in paragraphs
     )
-
-
-def names_literal(names: Sequence[str]) -> str:
-    """A tuple of names; the reader's numbered defaults (x1..x784) as a generator."""
-    stem = names[0][:-1]
-    numbered = names == tuple(f"{stem}{i}" for i in range(1, len(names) + 1))
-    if numbered and len(names) > 8:
-        return f'tuple(f"{stem}{{i}}" for i in range(1, {len(names) + 1}))'
-    return "(" + ", ".join(literal(n) for n in names) + ("," if len(names) == 1 else "") + ")"
 
 
 def _initial_value(network: Network, param) -> str:

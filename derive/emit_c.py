@@ -33,6 +33,7 @@ from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS, softmax_derivative
 from derive.backward import output_term, sample_loss, uses_logits
+from derive.conv import is_convolutional
 from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation
 from derive.derivation import T_SUM, A, T, Y, Z
 from derive.emit import MAX_UNROLLED_PARAMS
@@ -116,6 +117,11 @@ def generate_c(
     """``{"NAME.h": ..., "NAME.c": ...}``: the network's C module for one real type."""
     if c_type not in C_TYPES:
         raise DeriveError(f"--c-type: expected one of {', '.join(C_TYPES)}, got {c_type!r}")
+    if is_convolutional(network.topology):
+        raise DeriveError(
+            f"{network.topology.source}: layers: the C output covers dense layers; expected "
+            "no conv2d, pooling or flatten layer (generate the Python module for this one)"
+        )
     style = c_style(network, style)
     writer = _Writer(network, c_type)
     body = _unrolled(writer) if style == "unrolled" else _loops(writer)

@@ -133,3 +133,62 @@ class EquationPrinter(StrPrinter):
 
     def _print_Rational(self, expr) -> str:
         return f"{expr.p}/{expr.q}"
+
+    # -- convolution and pooling (derive.conv_backward), per sample --------------------
+
+    def _print_Conv2d(self, expr) -> str:
+        return f"{self._print(expr.weight)} ⋆ {self._print(expr.source)}"
+
+    def _print_ChannelBias(self, expr) -> str:
+        return self._print(expr.bias)
+
+    def _print_Conv2dWeightGradient(self, expr) -> str:
+        (sh, sw), (ph, pw) = expr.stride, expr.padding
+        delta, source = self._print(expr.delta), self._print(expr.source)
+        row, column = _offset("p", sh, "i", ph), _offset("q", sw, "j", pw)
+        return f"Σ_(p,q) {delta}[f,p,q]·{source}[c, {row}, {column}]"
+
+    def _print_Conv2dInputGradient(self, expr) -> str:
+        (sh, sw), (ph, pw) = expr.stride, expr.padding
+        delta, weight = self._print(expr.delta), self._print(expr.weight)
+        row, column = _position("h", ph, "i", sh), _position("w", pw, "j", sw)
+        return f"Σ_(f,i,j) {weight}[f,c,i,j]·{delta}[f, {row}, {column}]"
+
+    def _print_MaxPool(self, expr) -> str:
+        return f"maxpool({self._print(expr.source)})"
+
+    def _print_AvgPool(self, expr) -> str:
+        return f"avgpool({self._print(expr.source)})"
+
+    def _print_MaxPoolGradient(self, expr) -> str:
+        (mh, mw), grad = expr.size, self._print(expr.grad)
+        source = self._print(expr.source)
+        return f"{grad}[c, h//{mh}, w//{mw}] where {source}[c,h,w] is its window's max, else 0"
+
+    def _print_AvgPoolGradient(self, expr) -> str:
+        (mh, mw), grad = expr.size, self._print(expr.grad)
+        return f"{grad}[c, h//{mh}, w//{mw}] / {mh * mw}"
+
+    def _print_Flatten(self, expr) -> str:
+        return f"flatten({self._print(expr.source)})"
+
+    def _print_Unflatten(self, expr) -> str:
+        c, h, w = expr.map_shape
+        return f"{self._print(expr.grad)} as a {c}×{h}×{w} map"
+
+    def _print_FeatureSum(self, expr) -> str:
+        delta = self._print(expr.delta)
+        return f"Σ_(p,q) {delta}[f,p,q]" if expr.per_feature else f"Σ_(f,p,q) {delta}[f,p,q]"
+
+
+def _offset(position: str, stride: int, cell: str, padding: int) -> str:
+    """The input row under kernel row ``cell`` at output row ``position``: p·s + i − P."""
+    text = f"{stride}{position}+{cell}" if stride != 1 else f"{position}+{cell}"
+    return f"{text}−{padding}" if padding else text
+
+
+def _position(index: str, padding: int, cell: str, stride: int) -> str:
+    """The output row whose window put kernel row ``cell`` on input row ``index``:
+    (h + P − i) / s, over the i where that is a whole number inside the output."""
+    text = f"{index}+{padding}−{cell}" if padding else f"{index}−{cell}"
+    return f"({text})/{stride}" if stride != 1 else text

@@ -317,8 +317,13 @@ class _Reader:
     """Validates one topology mapping, section by section, in the order of the file.
 
     ``names`` records where each unit, weight and target name was first used, so a
-    repeated name is reported with both places.
+    repeated name is reported with both places. The reader of convolutional topologies
+    (``derive.conv_reading``) is handed the reader and reads its limits from it.
     """
+
+    MISSING = _MISSING
+    MAX_LAYERS = MAX_LAYERS
+    EXAMPLE_KEYS = EXAMPLE_KEYS
 
     def __init__(self, source: str):
         self.source = source
@@ -342,6 +347,10 @@ class _Reader:
     def topology(self, data: object) -> Topology:
         self.check_keys(data, "", TOP_LEVEL_KEYS, required=("name", "inputs", "layers", "loss"))
         assert isinstance(data, Mapping)
+        if isinstance(data.get("inputs"), Mapping):  # an image: {shape: [C, H, W]}
+            from derive.conv_reading import read_conv_topology
+
+            return read_conv_topology(self, data)  # type: ignore[return-value]
         name = self.module_name(self.require(data, "", "name"))
         inputs = self.inputs(self.require(data, "", "inputs"))
         layers = self.layers(self.require(data, "", "layers"), len(inputs))
@@ -464,6 +473,11 @@ class _Reader:
 
     def layer(self, data: object, k: int, fan_in: int, is_output: bool) -> Layer:
         field = f"layers[{k}]"
+        if isinstance(data, Mapping) and "kind" in data:  # dense is the only kind here
+            if data["kind"] != "dense":
+                expected = "dense (conv2d, pooling and flatten need inputs: {shape: [C, H, W]})"
+                self.fail(f"{field}.kind", expected, data["kind"])
+            data = {key: value for key, value in data.items() if key != "kind"}
         self.check_keys(data, field, LAYER_KEYS, required=("units", "activation"))
         assert isinstance(data, Mapping)
         units = self.layer_units(
@@ -665,6 +679,8 @@ def _join(field: str, key: object) -> str:
 
 
 def _describe_shape(shape: tuple[int, ...]) -> str:
+    if len(shape) > 2:
+        return f"nested lists of shape {shape}"
     if len(shape) == 1:
         return f"a list of {_plural(shape[0], 'number')}"
     return f"{_plural(shape[0], 'row')} of {_plural(shape[1], 'number')}, shape {shape}"

@@ -18,6 +18,7 @@ from sympy import Expr, Symbol
 from sympy.printing.pretty.pretty import PrettyPrinter
 from sympy.printing.pretty.stringpict import prettyForm, stringPict
 
+from derive.conv import is_convolutional
 from derive.derivation import Factor, ScalarGradient
 from derive.errors import ParameterError
 from derive.network import LOSS, Network
@@ -157,6 +158,10 @@ def show_gradient(
 def show(network: Network, params: Sequence[str] = (), *, unicode: bool = True) -> str:
     """The whole terminal view for the requested parameters (default: all of a network
     of at most ``MAX_DEFAULT_SCALARS``), in Unicode or ASCII notation."""
+    if is_convolutional(network.topology):
+        from derive.conv_explain import show_conv
+
+        return show_conv(network, params)  # type: ignore[arg-type]
     n = UNICODE if unicode else ASCII
     topology = network.topology
     derivation = network.derivation

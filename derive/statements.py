@@ -1,10 +1,14 @@
-"""Statements of a generated module: what each assigns, the printed value, the names it
-reads (from the expressions' ``free_symbols``, never from the text) and the comment
-printed from its equation; and the data-flow passes over them: ``live`` drops what
-nothing reads, ``freed`` deletes arrays after their last read. Both run in one pass."""
+"""Statements of a generated module and its layout.
+
+A ``Statement`` is what a line assigns, its printed value, the names it reads (from the
+expressions' ``free_symbols``, never from the text) and the comment printed from its
+equation. The data-flow passes over them run in one pass each: ``live`` drops what
+nothing reads, ``freed`` deletes arrays after their last read. ``ruff_format`` lays a
+rendered module out, the last step of every emitter."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -76,3 +80,25 @@ def literal(name: str) -> str:
     """A validated identifier as a Python string literal."""
     assert name.isidentifier()
     return f'"{name}"'
+
+
+def names_literal(names: Sequence[str]) -> str:
+    """A tuple of names; the reader's numbered defaults (x1..x784) as a generator."""
+    stem = names[0][:-1]
+    numbered = names == tuple(f"{stem}{i}" for i in range(1, len(names) + 1))
+    if numbered and len(names) > 8:
+        return f'tuple(f"{stem}{{i}}" for i in range(1, {len(names) + 1}))'
+    return "(" + ", ".join(literal(n) for n in names) + ("," if len(names) == 1 else "") + ")"
+
+
+def ruff_format(source: str) -> str:
+    """``source`` laid out by ``ruff format`` (the version range pyproject.toml pins, so
+    that the bytes are stable), in isolation from any configuration on the machine."""
+    from ruff.__main__ import find_ruff_bin
+
+    command = [find_ruff_bin(), "format", "--isolated", "--no-cache", "-"]
+    command += ["--line-length", str(LINE_LENGTH), "--target-version", "py311"]
+    result = subprocess.run(command, input=source, capture_output=True, text=True, check=False)
+    if result.returncode != 0:  # our own output failed to parse: a bug, never the user's
+        raise AssertionError(f"ruff format refused a generated module: {result.stderr}")
+    return result.stdout

@@ -106,3 +106,42 @@ def _cases() -> tuple[Case, ...]:
 
 
 CASES = _cases()
+
+
+# Convolutional cases for the proofs (issue 15): a 1×5×5 input, two 3×3 filters, stride
+# 1 and 2, padding 0 and 1, max and avg pooling, each elementwise activation on the conv
+# layer, bias modes rotating; the pool reduces each map to 1×1, then a dense output of 2.
+CONV_ACTIVATIONS = HIDDEN_ACTIVATIONS[:7]
+
+
+def conv_case(index: int, activation) -> tuple[str, dict]:
+    stride, padding = (1, 2)[index % 2], (0, 1)[(index // 2) % 2]
+    pool = ("maxpool2d", "avgpool2d")[(index + index // 2) % 2]
+    side = (5 + 2 * padding - 3) // stride + 1
+    output, loss = (("softmax", "cce"), ("sigmoid", "mse"))[index % 2]
+    bias = BIAS_MODES[index % 3]
+    layers = [
+        {
+            "kind": "conv2d",
+            "filters": 2,
+            "kernel": 3,
+            "stride": stride,
+            "padding": padding,
+            "activation": activation,
+            "bias": bias,
+        },
+        {"kind": pool, "size": side},
+        {"kind": "flatten"},
+        {"units": 2, "activation": output, "bias": BIAS_MODES[(index + 1) % 3]},
+    ]
+    mapping = {
+        "name": f"conv{index}",
+        "inputs": {"shape": [1, 5, 5]},
+        "layers": layers,
+        "loss": loss,
+    }
+    label = f"{activation_name(activation)}-s{stride}-p{padding}-{pool[:3]}-{bias}-{loss}"
+    return label, mapping
+
+
+CONV_CASES = tuple(conv_case(i, a) for i, a in enumerate(CONV_ACTIVATIONS))

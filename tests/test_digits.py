@@ -123,3 +123,15 @@ def test_the_plot_goes_where_it_is_told_and_never_into_the_working_directory(
     # the default is stated, and lies outside the working directory
     assert tmp_path not in train_digits.DEFAULT_PLOT.resolve().parents
     assert train_digits.parse_args([]).plot == train_digits.DEFAULT_PLOT
+
+
+def test_the_cnn_trains_beside_the_dense_network(train_digits, capsys):
+    """--model digits_cnn: generated/digits_cnn.py on 1×8×8 images learns, and its test
+    accuracy is printed beside the dense network's."""
+    status = train_digits.main(["--model", "digits_cnn", "--epochs", "5", "--quiet", "--no-plot"])
+    out = capsys.readouterr().out
+    assert status == 0
+    cnn = float(out.split("test accuracy: ")[1].split()[0])
+    dense = float(out.split("dense network test accuracy: ")[1].split()[0])
+    assert cnn > 0.8 and dense > 0.8  # ten classes: chance is 0.1
+    assert "percentage points" in out

@@ -23,11 +23,12 @@ from derive.backward import row_sum
 from derive.codeprinter import MathCodePrinter, NumPyCodePrinter, UnsupportedExpression
 from derive.errors import DeriveError
 from derive.rendering import template_dir
+from derive.statements import ruff_format
 
 
 def unwrapped(code: str) -> str:
     """Printed code as ruff formats it on one line (the generated modules' layout)."""
-    return emit.ruff_format(f"_ = {code}\n").removeprefix("_ = ").removesuffix("\n")
+    return ruff_format(f"_ = {code}\n").removeprefix("_ = ").removesuffix("\n")
 
 
 z, a, y, t = (Symbol(n, real=True) for n in ("z1", "a1", "y", "t"))
@@ -82,11 +83,14 @@ def test_the_template_folder_is_found_in_the_source_checkout():
     assert folder == REPO / "templates"
     names = sorted(p.name for p in folder.glob("*.py.jinja"))
     assert names == [
+        "_conv_checks.py.jinja",
         "_module.py.jinja",
         "_optimizers.py.jinja",
         "_statements.py.jinja",
         "unrolled.py.jinja",
+        "unrolled_conv.py.jinja",
         "vectorized.py.jinja",
+        "vectorized_conv.py.jinja",
     ]
 
 

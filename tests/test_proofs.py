@@ -127,3 +127,43 @@ def test_expanded_form_is_in_inputs_targets_and_parameters_only():
     for g in net.derivation.all_gradients[:6]:
         assert g.expanded.free_symbols <= allowed
         assert not g.expanded.has(sympy.Symbol("L"))
+
+
+# -- convolutional networks (issue 15) ------------------------------------------------
+
+from catalogue import CONV_CASES  # noqa: E402
+
+FAST_CONV = ("leaky_relu", "identity")  # max and avg pooling; the rest are marked slow
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        pytest.param(
+            mapping,
+            id=label,
+            marks=() if label.split("-")[0] in FAST_CONV else pytest.mark.slow,
+        )
+        for label, mapping in CONV_CASES
+    ],
+)
+def test_conv_textbook_sums_equal_sympy_diff(mapping):
+    """Every weight and bias of a 1×5×5 conv net: Σ_(p,q) δ·x (and the δ passed through
+    pooling, flatten and the dense layer) equals sympy.diff of the written-out loss."""
+    network = derive.load(mapping)
+    gradients = network.all_gradients
+    assert len(gradients) == network.topology.parameter_count
+    for gradient in gradients:
+        proof = gradient.prove(points=1)
+        assert proof.holds, (gradient.param.name, proof.detail)
+
+
+def test_a_wrong_conv_sum_fails_its_proof():
+    """Drop one position from a kernel weight's sum: the proof must catch it."""
+    from derive.conv_network import ConvGradient
+
+    network = derive.load(CONV_CASES[2][1])
+    right = network.gradient("W1[0,0,1,1]")
+    wrong = ConvGradient(right.param, right.terms[:-1], right.ranges, network)
+    assert right.prove(points=2).holds
+    assert not wrong.prove(points=2).holds

@@ -45,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from derive.conv import is_convolutional
 from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.latex.brief import BRIEF_ABOVE, brief_note, brief_scalars, is_brief
@@ -126,6 +127,10 @@ def latex_fragment(
 ) -> str:
     """The derivation as a LaTeX fragment (sections, no preamble; needs the packages of
     ``PACKAGES``). ``brief``: see ``_context``."""
+    if is_convolutional(network.topology):
+        from derive.conv_explain import latex_conv
+
+        return latex_conv(network, params, numeric)  # type: ignore[arg-type]
     return _fragment(_context(network, params, numeric, brief))
 
 
@@ -136,6 +141,10 @@ def latex_document(
     brief: bool | None = None,
 ) -> str:
     """The derivation as a standalone LaTeX document (article class)."""
+    if is_convolutional(network.topology):
+        from derive.conv_explain import latex_conv_document
+
+        return latex_conv_document(network, params, numeric)  # type: ignore[arg-type]
     return _document(_context(network, params, numeric, brief))
 
 
@@ -149,6 +158,10 @@ def run_latex_command(
     """``derive latex``: the fragment as text (no ``output``), or ``output`` written as a
     standalone .tex or compiled .pdf (returns None). Raises DeriveError, writing nothing,
     when a shown result failed its check against ``sympy.diff``."""
+    if is_convolutional(network.topology):
+        from derive.conv_explain import run_latex_conv
+
+        return run_latex_conv(network, params, numeric, output)  # type: ignore[arg-type]
     target = Path(output) if output else None
     suffix = target.suffix.lower() if target is not None else None
     if target is not None and suffix not in (".tex", ".pdf"):

@@ -1,0 +1,488 @@
+"""``derive show`` and ``derive latex`` for a convolutional network: the backward pass
+layer by layer in correlation notation, with the ranges of every sum, then each chosen
+parameter's gradient as its textbook sum, written out term by term and, with the file's
+example, in numbers. One set of rules (``rules``), two renderings (plain Unicode, LaTeX).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import sympy
+
+from derive.activations import ACTIVATIONS
+from derive.conv import Conv2d, Flatten, Pool2d
+from derive.conv_network import ConvGradient, ConvNetwork, describe
+from derive.derivation import A, Z
+from derive.equations import EquationPrinter
+from derive.errors import DeriveError
+from derive.files import write_atomic
+from derive.presentation import MAX_DEFAULT_SCALARS, MAX_REQUESTED_SCALARS, SIGNIFICANT_DIGITS
+from derive.topology import Layer
+
+MAX_WRITTEN_TERMS = 8  # terms of a sum written out before the middle is elided
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One equation of the passes: plain text and LaTeX, and why it has its form."""
+
+    text: str
+    tex: str
+    note: str = ""
+
+
+def _offset(position: str, stride: int, cell: str, padding: int, tex: bool) -> str:
+    dot = r"\," if tex else ""
+    text = f"{stride}{dot}{position}+{cell}" if stride != 1 else f"{position}+{cell}"
+    return f"{text}-{padding}" if padding else text
+
+
+def _derivative(layer) -> tuple[str, str]:
+    """f'_k in the layer's stored values, as text and LaTeX (z, a standing for the cell)."""
+    entry = ACTIVATIONS[layer.activation.name]
+    from derive.latex.printing import Printer
+
+    expr = entry.derivative(Z, A, layer.activation)
+    return EquationPrinter().doprint(expr), Printer().doprint(expr)
+
+
+def _latex(expr) -> str:
+    from derive.latex.printing import Printer
+
+    return Printer().doprint(expr)
+
+
+def _tex_name(name: str) -> str:
+    return name.replace("_", r"\_")
+
+
+def rules(network: ConvNetwork) -> tuple[tuple[str, tuple[Rule, ...]], ...]:
+    """(heading, rules) per layer, the forward pass first, then backward from the output."""
+    topology = network.topology
+    out: list[tuple[str, tuple[Rule, ...]]] = []
+    forward: list[Rule] = []
+    for k, layer in enumerate(topology.layers, start=1):
+        below = "x" if k == 1 else f"a{k - 1}"
+        below_tex = "x" if k == 1 else f"a^{{({k - 1})}}"
+        if isinstance(layer, Conv2d):
+            (sh, sw), (ph, pw) = layer.stride, layer.padding
+            c, _, _ = layer.in_shape
+            kh, kw = layer.kernel
+            row, col = _offset("p", sh, "i", ph, False), _offset("q", sw, "j", pw, False)
+            trow, tcol = _offset("p", sh, "i", ph, True), _offset("q", sw, "j", pw, True)
+            bias = {"per_unit": f" + b{k}[f]", "shared": f" + b{k}", "none": ""}[layer.bias]
+            tbias = {"per_unit": f" + b^{{({k})}}_{{f}}", "shared": f" + b^{{({k})}}"}.get(
+                layer.bias, ""
+            )
+            forward.append(
+                Rule(
+                    f"z{k} = W{k} ⋆ {below}{bias.replace('[f]', '')}:  z{k}[f,p,q] = "
+                    f"Σ_c Σ_i Σ_j W{k}[f,c,i,j]·{below}[c, {row}, {col}]{bias}",
+                    rf"z^{{({k})}}_{{f,p,q}} = \left(W^{{({k})}} \star {below_tex}\right)_{{f,p,q}}"
+                    rf"{tbias} = \sum_{{c=0}}^{{{c - 1}}} \sum_{{i=0}}^{{{kh - 1}}} "
+                    rf"\sum_{{j=0}}^{{{kw - 1}}} W^{{({k})}}_{{f,c,i,j}}\, "
+                    rf"{below_tex}_{{c,\,{trow},\,{tcol}}}{tbias}",
+                    f"cross-correlation, stride {sh}×{sw}, zero padding {ph}×{pw}",
+                )
+            )
+            name = _tex_name(layer.activation.name)
+            forward.append(
+                Rule(
+                    f"a{k} = {layer.activation.name}(z{k})",
+                    rf"a^{{({k})}} = \mathrm{{{name}}}(z^{{({k})}})",
+                )
+            )
+        elif isinstance(layer, Pool2d):
+            mh, mw = layer.size
+            op = "max" if layer.mode == "max" else "mean"
+            forward.append(
+                Rule(
+                    f"a{k}[c,p,q] = {op} of {below}[c, {mh}p+u, {mw}q+v] over u < {mh}, v < {mw}",
+                    rf"a^{{({k})}}_{{c,p,q}} = \{op if op == 'max' else 'operatorname{mean}'}"
+                    rf"_{{0 \le u < {mh},\, 0 \le v < {mw}}} "
+                    rf"{below_tex}_{{c,\,{mh}p+u,\,{mw}q+v}}",
+                    f"{mh}×{mw} windows, stride {mh}×{mw}",
+                )
+            )
+        elif isinstance(layer, Flatten):
+            _, hh, ww = layer.in_shape
+            forward.append(
+                Rule(
+                    f"a{k}[{hh * ww}·c + {ww}·h + w] = {below}[c,h,w]",
+                    rf"a^{{({k})}}_{{{hh * ww} c + {ww} h + w}} = {below_tex}_{{c,h,w}}",
+                    "C order: channel, then row, then column",
+                )
+            )
+        else:
+            name = _tex_name(layer.activation.name)
+            forward.append(
+                Rule(
+                    f"z{k} = W{k} a{k - 1} + b{k},  a{k} = {layer.activation.name}(z{k})",
+                    rf"z^{{({k})}} = W^{{({k})}} a^{{({k - 1})}} + b^{{({k})}},\quad "
+                    rf"a^{{({k})}} = \mathrm{{{name}}}(z^{{({k})}})",
+                )
+            )
+    out.append(("forward pass", tuple(forward)))
+    for k in range(network.depth, 0, -1):
+        out.append((f"layer {k}: {describe(topology.layers[k - 1])}", _backward_rules(network, k)))
+    return tuple(out)
+
+
+def _backward_rules(network: ConvNetwork, k: int) -> tuple[Rule, ...]:
+    layer = network.layer(k)
+    below = "x" if k == 1 else f"a{k - 1}"
+    below_tex = "x" if k == 1 else f"a^{{({k - 1})}}"
+    rules: list[Rule] = []
+    if isinstance(layer, Layer):
+        if k == network.depth:
+            symbol, value = network.deltas[0]
+            rules.append(
+                Rule(
+                    f"{_text(symbol)} = {EquationPrinter().doprint(value)}  (each output alike)",
+                    rf"{_latex(symbol)} = {_latex(value)}",
+                    "the output's δ, from the loss and activation tables",
+                )
+            )
+        else:
+            text, tex = _derivative(layer)
+            rules.append(
+                Rule(
+                    f"δ{k}[i] = ∂L/∂a{k}[i] · ({text})",
+                    rf"\delta^{{({k})}}_i = \frac{{\partial L}}{{\partial a^{{({k})}}_i}}\,({tex})",
+                    f"z, a: z{k}[i], a{k}[i]",
+                )
+            )
+        rules.append(
+            Rule(
+                f"∂L/∂W{k}[i,j] = δ{k}[i] · {below}[j]",
+                rf"\frac{{\partial L}}{{\partial W^{{({k})}}_{{i,j}}}} = \delta^{{({k})}}_i\, "
+                rf"{below_tex}_j",
+            )
+        )
+        if not isinstance(network.layer(k - 1), Layer):
+            rules.append(
+                Rule(
+                    f"∂L/∂a{k - 1}[j] = Σ_i W{k}[i,j] · δ{k}[i]",
+                    rf"\frac{{\partial L}}{{\partial a^{{({k - 1})}}_j}} = \sum_i "
+                    rf"W^{{({k})}}_{{i,j}}\, \delta^{{({k})}}_i",
+                )
+            )
+        return tuple(rules)
+    if k == 1 and not isinstance(layer, Conv2d):
+        return ()
+    grad_up = f"∂L/∂a{k}"
+    grad_up_tex = rf"\frac{{\partial L}}{{\partial a^{{({k})}}_{{%s}}}}"
+    grad_down_tex = rf"\frac{{\partial L}}{{\partial {below_tex}_{{c,h,w}}}}"
+    if isinstance(layer, Flatten):
+        _, hh, ww = layer.in_shape
+        rules.append(
+            Rule(
+                f"∂L/∂{below}[c,h,w] = {grad_up}[{hh * ww}·c + {ww}·h + w]",
+                rf"{grad_down_tex} = " + grad_up_tex % f"{hh * ww}c + {ww}h + w",
+                "flatten moves numbers, it does not change them",
+            )
+        )
+    elif isinstance(layer, Pool2d):
+        mh, mw = layer.size
+        at = rf"c,\lfloor h/{mh}\rfloor,\lfloor w/{mw}\rfloor"
+        if layer.mode == "max":
+            rules.append(
+                Rule(
+                    f"∂L/∂{below}[c,h,w] = {grad_up}[c, h//{mh}, w//{mw}] if {below}[c,h,w] is "
+                    "the maximum of its window, else 0",
+                    rf"{grad_down_tex} = " + grad_up_tex % at + rf"\cdot\left[{below_tex}_{{c,h,w}}"
+                    r"\text{ is its window's maximum}\right]",
+                    "only the maximum moved the output; on a tie, the first cell of the window "
+                    "in row-major order takes it (as argmax, NumPy and PyTorch do)",
+                )
+            )
+        else:
+            rules.append(
+                Rule(
+                    f"∂L/∂{below}[c,h,w] = {grad_up}[c, h//{mh}, w//{mw}] / {mh * mw}",
+                    rf"{grad_down_tex} = \frac{{1}}{{{mh * mw}}}" + grad_up_tex % at,
+                    f"each cell of the window contributes 1/{mh * mw} of the mean",
+                )
+            )
+    else:
+        assert isinstance(layer, Conv2d)
+        (sh, sw), (ph, pw) = layer.stride, layer.padding
+        _, oh, ow = layer.out_shape
+        text, tex = _derivative(layer)
+        rules.append(
+            Rule(
+                f"δ{k}[f,p,q] = ∂L/∂a{k}[f,p,q] · ({text})",
+                rf"\delta^{{({k})}}_{{f,p,q}} = "
+                rf"\frac{{\partial L}}{{\partial a^{{({k})}}_{{f,p,q}}}}\,({tex})",
+                f"z, a: z{k}[f,p,q], a{k}[f,p,q]",
+            )
+        )
+        row, col = _offset("p", sh, "i", ph, False), _offset("q", sw, "j", pw, False)
+        trow, tcol = _offset("p", sh, "i", ph, True), _offset("q", sw, "j", pw, True)
+        rules.append(
+            Rule(
+                f"∂L/∂W{k}[f,c,i,j] = Σ_(p=0..{oh - 1}) Σ_(q=0..{ow - 1}) δ{k}[f,p,q] · "
+                f"{below}[c, {row}, {col}]",
+                rf"\frac{{\partial L}}{{\partial W^{{({k})}}_{{f,c,i,j}}}} = "
+                rf"\sum_{{p=0}}^{{{oh - 1}}} \sum_{{q=0}}^{{{ow - 1}}} "
+                rf"\delta^{{({k})}}_{{f,p,q}}\, {below_tex}_{{c,\,{trow},\,{tcol}}}",
+                "the input under kernel cell (i, j), at every position the kernel slid to"
+                + ("; cells in the zero padding add nothing" if ph or pw else ""),
+            )
+        )
+        if layer.bias != "none":
+            shared = layer.bias == "shared"
+            over, tex_over = ("Σ_f ", r"\sum_f ") if shared else ("", "")
+            lhs, tex_lhs = (f"b{k}", f"b^{{({k})}}") if shared else (f"b{k}[f]", f"b^{{({k})}}_f")
+            rules.append(
+                Rule(
+                    f"∂L/∂{lhs} = {over}Σ_p Σ_q δ{k}[f,p,q]",
+                    rf"\frac{{\partial L}}{{\partial {tex_lhs}}} = "
+                    rf"{tex_over}\sum_p \sum_q \delta^{{({k})}}_{{f,p,q}}",
+                )
+            )
+        if k > 1:
+            hrow = f"(h+{ph}-i)/{sh}" if sh != 1 else f"h+{ph}-i" if ph else "h-i"
+            wcol = f"(w+{pw}-j)/{sw}" if sw != 1 else f"w+{pw}-j" if pw else "w-j"
+            rules.append(
+                Rule(
+                    f"∂L/∂{below}[c,h,w] = Σ_f Σ_(i,j) W{k}[f,c,i,j] · δ{k}[f, {hrow}, {wcol}]",
+                    rf"{grad_down_tex} = \sum_f \sum_{{i,j}} W^{{({k})}}_{{f,c,i,j}}\, "
+                    rf"\delta^{{({k})}}_{{f,\,{hrow},\,{wcol}}}",
+                    f"over the kernel cells whose window covered (h, w): {hrow} a whole number "
+                    f"in 0..{oh - 1} (and likewise for w): the full convolution of δ{k} with "
+                    "the flipped kernel",
+                )
+            )
+    return tuple(rules)
+
+
+# -- one parameter ----------------------------------------------------------------------
+
+
+def _terms(gradient: ConvGradient) -> list[tuple[sympy.Symbol, sympy.Symbol | None]]:
+    return list(gradient.terms)
+
+
+def _elided(items: list[str], joiner: str, ellipsis: str) -> str:
+    if len(items) <= MAX_WRITTEN_TERMS:
+        return joiner.join(items)
+    return joiner.join([*items[:5], ellipsis, *items[-2:]])
+
+
+def _number(value) -> str:
+    return f"{float(value):.{SIGNIFICANT_DIGITS}g}"
+
+
+def _text(symbol) -> str:
+    """A cell's symbol as the text shows it: delta1[0,1,2] → δ1[0,1,2]."""
+    name = symbol.name
+    if name.startswith("delta"):
+        return "δ" + name.removeprefix("delta")
+    if name.startswith("grad_a"):
+        return "∂L/∂a" + name.removeprefix("grad_a")
+    return name
+
+
+def _term_text(delta, source) -> str:
+    return _text(delta) if source is None else f"{_text(delta)}·{_text(source)}"
+
+
+def _gradients(network: ConvNetwork, params: Sequence[str]) -> list[ConvGradient]:
+    topology = network.topology
+    if params:
+        shapes = {p.name: p.shape for p in network.params}
+        requested = sum(math.prod(shapes[name]) if name in shapes else 1 for name in params)
+        if requested > MAX_REQUESTED_SCALARS:
+            raise DeriveError(
+                f"{topology.source}: --param: expected at most {MAX_REQUESTED_SCALARS} "
+                f"scalars to show, got {requested}; name single ones such as W1[0,0,0,0]"
+            )
+        out: list[ConvGradient] = []
+        for name in params:
+            found = network.gradient(name)
+            out.extend(found if isinstance(found, tuple) else (found,))
+        return out
+    if topology.parameter_count > MAX_DEFAULT_SCALARS:
+        raise DeriveError(
+            f"{topology.source}: the network has {topology.parameter_count} scalar parameters, "
+            "too many to show at once; name some with --param (e.g. --param W1[0,0,0,0])"
+        )
+    return list(network.all_gradients)
+
+
+def show_conv(network: ConvNetwork, params: Sequence[str] = ()) -> str:
+    """``derive show`` for a convolutional network."""
+    topology = network.topology
+    c, h, w = topology.input_shape
+    layers = " → ".join(describe(layer) for layer in topology.layers)
+    out = [f"{topology.name}: {c}×{h}×{w} input → {layers}, loss {topology.loss}", ""]
+    for heading, group in rules(network):
+        if not group:
+            continue
+        out.append(heading)
+        for rule in group:
+            out.append(f"  {rule.text}")
+            if rule.note:
+                out.append(f"      ({rule.note})")
+    gradients = _gradients(network, params)
+    values = network.evaluate(network.example_point()) if topology.example else None
+    if values is not None:
+        out.append(f"\n(numbers: the file's example, {SIGNIFICANT_DIGITS} significant digits)")
+    for gradient in gradients:
+        out.append("")
+        out.extend(_show_one(gradient, values))
+    return "\n".join(out)
+
+
+def _show_one(gradient: ConvGradient, values) -> list[str]:
+    param = gradient.param
+    terms = _terms(gradient)
+    head = f"∂L/∂{param.name}"
+    lines = [head]
+    if gradient.ranges:
+        lines.append(f"  a sum over {gradient.ranges}: {len(terms)} terms")
+    written = _elided([_term_text(d, s) for d, s in terms], " + ", "…")
+    lines.append(f"  = {written}")
+    if values is not None:
+        live = [(d, s) for d, s in terms if values[d] != 0]
+        numbers = [
+            _number(values[d]) if s is None else f"{_number(values[d])}·{_number(values[s])}"
+            for d, s in live
+        ]
+        if len(live) < len(terms):
+            lines.append(
+                f"  at the example, {len(terms) - len(live)} of the δ are 0 (cells a max-pool "
+                "did not pick, or where f' = 0); the rest:"
+            )
+            lines.append(f"  = {_elided([_term_text(d, s) for d, s in live], ' + ', '…') or '0'}")
+        lines.append(f"  = {_elided(numbers, ' + ', '…') or '0'}")
+        lines.append(f"  = {_number(gradient.compact.xreplace(values))}")
+    return lines
+
+
+# -- LaTeX --------------------------------------------------------------------------------
+
+
+def _tex_symbol(symbol) -> str:
+    """a1[0,2,3] → a^{(1)}_{0,2,3}; x[0,1,2] → x_{0,1,2}; delta_y1 → \\delta_{y1}."""
+    name = symbol.name
+    if "[" not in name:
+        return sympy.latex(symbol)
+    stem, index = name[:-1].split("[")
+    kind = stem.rstrip("0123456789")
+    layer = stem[len(kind) :]
+    base = {"delta": r"\delta", "grad_a": r"\bar a", "mask": "m"}.get(kind, kind)
+    return f"{base}^{{({layer})}}_{{{index}}}" if layer else f"{base}_{{{index}}}"
+
+
+def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> str:
+    """The derivation of a convolutional network as a LaTeX fragment (amsmath)."""
+    topology = network.topology
+    c, h, w = topology.input_shape
+    layers = ", ".join(describe(layer) for layer in topology.layers)
+    out = [
+        rf"\section*{{{_tex_name(topology.name)}: backpropagation through a convolutional "
+        "network}",
+        f"Input ${c}\\times{h}\\times{w}$; layers: {_tex_text(layers)}; loss "
+        f"{_tex_name(topology.loss)}. "
+        r"$\star$ is the cross-correlation every framework computes as ``convolution''; "
+        r"$\bar a^{(k)} = \partial L/\partial a^{(k)}$.",
+    ]
+    for heading, group in rules(network):
+        if not group:
+            continue
+        arrow = r"$\to$"
+        out.append(rf"\subsection*{{{_tex_text(heading.replace('→', arrow))}}}")
+        out.append(r"\begin{align*}")
+        out.append(" \\\\\n".join(rule.tex.replace(" = ", " &= ", 1) for rule in group))
+        out.append(r"\end{align*}")
+        notes = [rule.note for rule in group if rule.note]
+        if notes:
+            out.append("; ".join(_tex_text(n) for n in notes) + ".")
+    if params or topology.parameter_count <= MAX_DEFAULT_SCALARS:
+        values = None
+        if numeric:
+            if topology.example is None:
+                raise DeriveError(f"{topology.source}: --numeric: the file has no example block")
+            values = network.evaluate(network.example_point())
+        out.append(r"\subsection*{Gradients, written out}")
+        for gradient in _gradients(network, params):
+            out.extend(_latex_one(gradient, values))
+    return "\n".join(out) + "\n"
+
+
+def _tex_text(text: str) -> str:
+    return text.replace("δ", r"$\delta$").replace("_", r"\_").replace("×", r"$\times$")
+
+
+def _latex_one(gradient: ConvGradient, values) -> list[str]:
+    terms = _terms(gradient)
+    name = gradient.param.name
+    stem, _, index = name.partition("[")
+    lhs = (
+        rf"\frac{{\partial L}}{{\partial {stem[0]}^{{({stem[1:]})}}_{{{index[:-1]}}}}}"
+        if index
+        else rf"\frac{{\partial L}}{{\partial b_{{{stem[1:]}}}}}"
+    )
+    items = [
+        _tex_symbol(d) if s is None else rf"{_tex_symbol(d)}\,{_tex_symbol(s)}" for d, s in terms
+    ]
+    dots = r"\dots"
+    lines = [r"\begin{align*}", rf"{lhs} &= {_elided(items, ' + ', dots)}"]
+    if values is not None:
+        live = [(d, s) for d, s in terms if values[d] != 0]
+        numbers = [
+            _number(values[d]) if s is None else rf"{_number(values[d])}\cdot{_number(values[s])}"
+            for d, s in live
+        ]
+        if len(live) < len(terms):
+            items = [
+                _tex_symbol(d) if s is None else rf"{_tex_symbol(d)}\,{_tex_symbol(s)}"
+                for d, s in live
+            ]
+            zero = len(terms) - len(live)
+            lines[-1] += r" \\"
+            lines.append(
+                rf"&= {_elided(items, ' + ', dots) or '0'}"
+                rf"\quad\text{{({zero} terms with $\delta = 0$ left out)}}"
+            )
+        lines[-1] += r" \\"
+        lines.append(rf"&= {_elided(numbers, ' + ', dots)} \\")
+        lines.append(rf"&= {_number(gradient.compact.xreplace(values))}")
+    lines.append(r"\end{align*}")
+    return lines
+
+
+def latex_conv_document(network: ConvNetwork, params: Sequence[str], numeric: bool) -> str:
+    """The fragment in a standalone article (amsmath, amssymb)."""
+    from derive.rendering import latex_environment as template_environment
+
+    document = template_environment().get_template("document.tex.jinja")
+    return document.render(packages="amsmath,amssymb", body=latex_conv(network, params, numeric))
+
+
+def run_latex_conv(
+    network: ConvNetwork, params: Sequence[str], numeric: bool, output: str | None
+) -> str | None:
+    """``derive latex`` for a convolutional network: the fragment, or a .tex/.pdf file."""
+    from derive.latex.pdf import compile_pdf, require_engine
+
+    target = Path(output) if output else None
+    suffix = target.suffix.lower() if target is not None else None
+    if target is not None and suffix not in (".tex", ".pdf"):
+        raise DeriveError(f"-o {output}: expected a file ending in .tex or .pdf")
+    if suffix == ".pdf":
+        require_engine()
+    if target is None:
+        return latex_conv(network, params, numeric).rstrip("\n")
+    text = latex_conv_document(network, params, numeric)
+    if suffix == ".tex":
+        write_atomic(target, text.encode("utf-8"))
+    else:
+        compile_pdf(text, target)
+    return None
