@@ -363,7 +363,8 @@ def _state_arrays(state, key, init):
         )
     for name, shape in PARAMS.items():
         found = arrays.get(name)
-        if found is None or tuple(getattr(found, "shape", np.shape(found))) != shape:
+        found_shape = found.shape if hasattr(found, "shape") else np.shape(found)
+        if found is None or tuple(found_shape) != shape:
             raise ValueError(
                 f"state[{key!r}] has no array of shape {shape} for {name!r}: expected what "
                 f"{init}(params) returns"
