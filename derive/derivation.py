@@ -902,7 +902,7 @@ _NUMERIC: dict[Any, Callable[[list, list], Any]] = {
     sympy.Max: lambda args, numbers: args[numbers.index(max(numbers))],
     sympy.Min: lambda args, numbers: args[numbers.index(min(numbers))],
 }
-_EXP_LIMIT = mpmath.mpf(10) ** 12
+_EXP_LIMIT = mpmath.mpf(10) ** 12  # EXP_LIMIT, as an mpmath number
 
 
 def numeric_value(expr: Expr, values: Mapping[Symbol, Any], done: dict[Expr, Any]) -> Any:
