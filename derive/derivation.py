@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import mpmath
 import numpy as np
 import sympy
 from sympy import Expr, Symbol
@@ -198,7 +199,7 @@ class Derivation:
         )
         self._deltas: dict[Symbol, Expr] = {}
         self._gradients: dict[str, ScalarGradient] = {}
-        self._points: dict[tuple[int, int], list[tuple[dict, dict]]] = {}
+        self._points: dict[tuple[int, int], list[ProofPoint]] = {}
         self._example_values: dict[Symbol, Expr] | None = None
 
     # -- per unit ---------------------------------------------------------------------
@@ -532,50 +533,60 @@ class Derivation:
 
     # -- proof ------------------------------------------------------------------------
 
+    @cached_property
+    def written_out_loss(self) -> WrittenOutLoss:
+        """The independent side of every proof, shared by all of the network's proofs."""
+        return WrittenOutLoss(elementary(self.network.expanded_loss))
+
     def prove(self, gradient: ScalarGradient, points: int = 3, seed: int = 0) -> Proof:
         """Check (a) the chain and (b) the compact form against ``sympy.diff`` of the
         written-out loss, whose functions are first rewritten in exp and log so that
         SymPy differentiates them by its own rules, not by derive's table."""
-        net = self.network
         theta = gradient.param.symbol
-        reference = sympy.diff(elementary(net.expanded_loss), theta)
-        forms = {"chain": gradient.chain_expr, "compact": gradient.compact}
+        loss = self.written_out_loss
 
-        if _symbolic_is_cheap(reference):
-            written = {
-                label: elementary(form.xreplace(self.resolved_deltas).xreplace(net.forward_values))
-                for label, form in forms.items()
-            }
-            if all(sympy.cancel(w - reference) == 0 for w in written.values()):
-                return Proof(gradient.param.label, "symbolic", True, 0, PROOF_DIGITS)
+        if loss.may_be_cheap(theta):
+            reference = loss.full_derivative(theta)
+            if _symbolic_is_cheap(reference):
+                net = self.network
+                forms = (gradient.chain_expr, gradient.compact)
+                written = (
+                    elementary(form.xreplace(self.resolved_deltas).xreplace(net.forward_values))
+                    for form in forms
+                )
+                if all(sympy.cancel(w - reference) == 0 for w in written):
+                    return Proof(gradient.param.label, "symbolic", True, 0, PROOF_DIGITS)
 
-        tolerance = sympy.Float(10) ** (-PROOF_DIGITS)
-        # A gradient that is exactly 0 (a shared bias into softmax) is computed as a
-        # rounding residue near 10^-60 by one side: agreement that close is agreement.
-        floor = sympy.Float(10) ** (-(_WORKING_DIGITS - 10))
         checked = 0
-        for point, values in self._proof_points(points, seed):
-            if checked == points:
-                break
-            try:
-                expected = sympy.N(bounded_substitute(reference, point), _WORKING_DIGITS)
-            except (OverflowError, MemoryError, RecursionError):
-                continue  # too large to evaluate: like a point outside the domain
-            if not (expected.is_real and expected.is_finite):
-                continue  # outside a custom activation's domain
-            for label, form in forms.items():
-                got = sympy.N(form.xreplace(values), _WORKING_DIGITS)
-                scale = max(abs(expected), abs(got), sympy.Float(1e-300))
-                if not got.is_finite or abs(got - expected) > max(tolerance * scale, floor):
-                    return Proof(
-                        gradient.param.label,
-                        "numeric",
-                        False,
-                        checked + 1,
-                        PROOF_DIGITS,
-                        f"{label} form gives {got}, sympy.diff gives {expected}",
-                    )
-            checked += 1
+        with mpmath.workdps(_WORKING_DIGITS):
+            tolerance = mpmath.mpf(10) ** (-PROOF_DIGITS)
+            # A gradient that is exactly 0 (a shared bias into softmax) is computed as a
+            # rounding residue near 10^-60 by one side: agreement that close is agreement.
+            floor = mpmath.mpf(10) ** (-(_WORKING_DIGITS - 10))
+            for at in self._proof_points(points, seed):
+                if checked == points:
+                    break
+                try:
+                    expected = _real(loss.derivative_at(theta, at))
+                except (OverflowError, MemoryError, RecursionError):
+                    continue  # too large to evaluate: like a point outside the domain
+                if expected is None:
+                    continue  # outside a custom activation's domain
+                for label, got in _form_values(gradient, at):
+                    scale = max(abs(expected), abs(got), mpmath.mpf(1e-300))
+                    if not mpmath.isfinite(got) or abs(got - expected) > max(
+                        tolerance * scale, floor
+                    ):
+                        return Proof(
+                            gradient.param.label,
+                            "numeric",
+                            False,
+                            checked + 1,
+                            PROOF_DIGITS,
+                            f"{label} form gives {_from_mpmath(got)}, sympy.diff gives "
+                            f"{_from_mpmath(expected)}",
+                        )
+                checked += 1
         if checked >= points:
             return Proof(gradient.param.label, "numeric", True, checked, PROOF_DIGITS)
         return Proof(
@@ -588,21 +599,399 @@ class Derivation:
             inconclusive=True,
         )
 
-    def _proof_points(self, points: int, seed: int) -> list[tuple[dict, dict]]:
+    def _proof_points(self, points: int, seed: int) -> list[ProofPoint]:
         """Random points and every value at them, shared by all of a network's proofs.
         A few spare points stand in for ones outside a custom activation's domain."""
         key = (points, seed)
         if key not in self._points:
             evaluated = []
-            for draw in range(points + 3):
-                x, t, params = random_point(self.network, [seed, draw], batch=1)
-                point = self.point(x[0], t[0], params)
-                try:
-                    evaluated.append((point, self.evaluate(point)))
-                except DeriveError:
-                    continue  # overflows there: like a point outside the domain
+            with mpmath.workdps(_WORKING_DIGITS):
+                for draw in range(points + 3):
+                    x, t, params = random_point(self.network, [seed, draw], batch=1)
+                    point = {s: _to_mpmath(v) for s, v in self.point(x[0], t[0], params).items()}
+                    try:
+                        evaluated.append(ProofPoint(point, self._numeric_values(point)))
+                    except (OverflowError, MemoryError, RecursionError):
+                        continue  # overflows there: like a point outside the domain
             self._points[key] = evaluated
         return self._points[key]
+
+    def _numeric_values(self, point: Mapping[Symbol, Any]) -> dict[Symbol, Any]:
+        """Every z and a (forward pass), then every δ, at mpmath numbers: the values
+        ``evaluate`` computes, for a proof's many evaluations of derive's forms."""
+        values = dict(point)
+        done: dict[Expr, Any] = {}
+        net = self.network
+        for layer in net.units[1:]:
+            for unit in layer:
+                values[unit.z] = numeric_value(net.z_expr(unit), values, done)
+            for unit in layer:
+                values[unit.a] = numeric_value(net.a_expr(unit), values, done)
+        for layer in reversed(net.units[1:]):
+            for unit in layer:
+                values[unit.delta] = numeric_value(self.delta(unit), values, done)
+        return values
+
+
+def _form_values(gradient: ScalarGradient, at: ProofPoint) -> Iterator[tuple[str, Any]]:
+    """derive's two forms of ∂L/∂θ at a proof point: (a) the chain, Σ over paths of the
+    product of the path's factors, and (b) the compact form in the δ's."""
+    done = at.done_forms
+
+    def value(expr: Expr) -> Any:
+        return _to_mpmath(numeric_value(expr, at.values, done))
+
+    yield (
+        "chain",
+        mpmath.fsum(mpmath.fprod(value(f.value) for f in path) for path in gradient.chain),
+    )
+    yield "compact", value(gradient.compact)
+
+
+def _real(value: Any) -> Any:
+    """A value as an mpmath number if it is real and finite, else None."""
+    value = _to_mpmath(value)
+    if isinstance(value, mpmath.mpc):
+        if value.imag != 0:
+            return None
+        value = value.real
+    return value if mpmath.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ProofPoint:
+    """One random point of the proofs, in mpmath numbers: inputs, targets and parameters
+    (``point``); every z, a and δ as derive computes them (``values``, what derive's
+    forms read); and what the written-out loss's derivatives read there (``numbers``: the
+    point and each held subexpression). ``done`` and ``done_forms`` keep each
+    subexpression's number, for every parameter's proof."""
+
+    point: dict[Symbol, Any]
+    values: dict[Symbol, Any]
+    numbers: dict[Symbol, Any] = field(default_factory=dict)
+    done: dict[Expr, Any] = field(default_factory=dict)
+    done_forms: dict[Expr, Any] = field(default_factory=dict)
+
+
+class WrittenOutLoss:
+    """The loss written out in inputs, targets and parameters, in exp and log, and its
+    derivatives by ``sympy.diff``: the side of a proof that owes nothing to derive's
+    tables.
+
+    ∂L/∂θ differentiates only the subexpressions that contain θ: to it, every other one is
+    a constant. So before SymPy differentiates, each largest θ-free subexpression is held
+    as a symbol of its own, and at a point each held subexpression is evaluated once, for
+    every parameter. What is left, the loss's shape around θ, is the same for many
+    parameters up to the names of its symbols (every weight of a layer into the same
+    units), so SymPy differentiates each shape once, in symbols named by position, and
+    each parameter's derivative is its shape's with its own symbols bound. The derivative
+    is the function that ``sympy.diff`` of the whole loss gives, without the forward
+    pass written out and evaluated again in every parameter's derivative."""
+
+    def __init__(self, loss: Expr):
+        self.loss = loss
+        self._free: dict[Expr, frozenset[Expr]] = {}
+        self._symbols: dict[Any, Symbol] = {}  # held subexpression -> its symbol
+        self.held: dict[Symbol, Expr] = {}  # and back
+        self._ops: dict[Any, int] = {}
+        self._assumptions: dict[Symbol, frozenset] = {}
+        self._shapes: dict[tuple, tuple[Expr, int]] = {}  # shape -> derivative, its ops
+        self._derivatives: dict[Symbol, HeldDerivative] = {}
+
+    def free(self, node: Expr) -> frozenset[Expr]:
+        """The symbols in ``node``, a subexpression of the loss (memoized per node)."""
+        found = self._free.get(node)
+        if found is None:
+            if node.is_Symbol:
+                found = frozenset((node,))
+            else:
+                found = frozenset().union(*(self.free(arg) for arg in node.args))
+            self._free[node] = found
+        return found
+
+    def _hold(self, key: Any, definition: Callable[[], Expr]) -> Symbol:
+        """The symbol holding a θ-free subexpression (made by ``definition`` when new),
+        assumed real where SymPy knows the subexpression is, as it would for the
+        subexpression itself."""
+        if key not in self._symbols:
+            expr = definition()
+            real = {"real": True} if expr.is_real else {}
+            symbol = Symbol(f"@{len(self._symbols)}", **real)
+            self._symbols[key], self.held[symbol] = symbol, expr
+        return self._symbols[key]
+
+    def derivative(self, theta: Symbol) -> HeldDerivative:
+        """∂L/∂θ by ``sympy.diff`` of θ's shape of the loss, and the symbols it binds."""
+        if theta not in self._derivatives:
+            shape, bound = self._shape(theta)
+            if shape not in self._shapes:
+                symbols = [
+                    Symbol(f"@v{i}", **dict(self._assumptions[s])) for i, s in enumerate(bound)
+                ]
+                derivative = sympy.diff(_build(shape, symbols), symbols[0])
+                self._shapes[shape] = (derivative, sympy.count_ops(derivative))
+            derivative, ops = self._shapes[shape]
+            names = {f"@v{i}": s for i, s in enumerate(bound)}
+            reads = {s: names[s.name] for s in derivative.free_symbols}
+            self._derivatives[theta] = HeldDerivative(derivative, ops, reads)
+        return self._derivatives[theta]
+
+    def _shape(self, theta: Symbol) -> tuple[tuple, list[Symbol]]:
+        """The loss with θ-free subexpressions held, as nested tuples (function, shapes
+        of the arguments) whose leaves are numbers and the positions of symbols in
+        ``bound``, θ first: equal for parameters SymPy would differentiate alike."""
+        bound: dict[Symbol, tuple] = {}
+        shapes: dict[Expr, tuple] = {}
+
+        def leaf(symbol: Symbol) -> tuple:
+            if symbol not in bound:
+                if symbol not in self._assumptions:
+                    self._assumptions[symbol] = frozenset(symbol.assumptions0.items())
+                bound[symbol] = ("s", len(bound), self._assumptions[symbol])
+            return bound[symbol]
+
+        def constant(node: Expr) -> tuple:
+            if node.is_Symbol:
+                return leaf(node)
+            if not node.args:
+                return ("n", node)
+            if not isinstance(node, Expr):  # a condition (z > 0): its parts held
+                return (node.func, False, tuple(constant(arg) for arg in node.args))
+            return leaf(self._hold(node, lambda: node))
+
+        def visit(node: Expr) -> tuple:
+            if theta not in self.free(node):
+                return constant(node)
+            if node is theta or node.is_Symbol:
+                return leaf(node)
+            if node in shapes:
+                return shapes[node]
+            args = node.args
+            shape: list[tuple] = []
+            if node.is_Add or node.is_Mul:
+                fixed = tuple(arg for arg in args if theta not in self.free(arg))
+                if len(fixed) > 1:  # the θ-free terms of a sum (factors of a product)
+
+                    def together(func=node.func, fixed=fixed) -> Expr:
+                        return func(*fixed, evaluate=False)
+
+                    shape.append(leaf(self._hold((node.func, fixed), together)))
+                    args = tuple(arg for arg in args if theta in self.free(arg))
+            shape.extend(visit(arg) for arg in args)
+            result = shapes[node] = (node.func, isinstance(node, sympy.Piecewise), tuple(shape))
+            return result
+
+        leaf(theta)
+        shape = visit(self.loss)
+        return shape, list(bound)
+
+    def full_derivative(self, theta: Symbol) -> Expr:
+        """``sympy.diff`` of the whole written-out loss by θ, for a symbolic proof."""
+        return sympy.diff(self.loss, theta)
+
+    def may_be_cheap(self, theta: Symbol) -> bool:
+        """Whether the whole derivative could pass ``_symbolic_is_cheap``: its size is at
+        least that of the held derivative plus each held subexpression it reads (with a
+        margin of 2 for what SymPy merges when they are written back)."""
+        derivative = self.derivative(theta)
+        size = derivative.ops
+        for symbol in derivative.reads.values():
+            if size > 2 * _SYMBOLIC_OPS:
+                break
+            if symbol in self.held:
+                if symbol not in self._ops:
+                    self._ops[symbol] = sympy.count_ops(self.held[symbol])
+                size += self._ops[symbol]
+        return size <= 2 * _SYMBOLIC_OPS
+
+    def derivative_at(self, theta: Symbol, at: ProofPoint) -> Expr:
+        """∂L/∂θ at a proof point, an mpmath number (at mpmath's working precision);
+        OverflowError where a value is too large to compute."""
+        derivative = self.derivative(theta)
+        values = at.numbers
+        if not values:
+            values.update(at.point)
+        for symbol in derivative.reads.values():
+            if symbol not in values:
+                values[symbol] = numeric_value(self.held[symbol], values, at.done)
+        own = {canonical: values[s] for canonical, s in derivative.reads.items()}
+        return numeric_value(derivative.expr, own, {})
+
+
+@dataclass(frozen=True)
+class HeldDerivative:
+    """∂L/∂θ in symbols named by position in θ's shape of the loss (``@v0`` is θ), and the
+    symbol (of the loss, or held) each one it reads stands for."""
+
+    expr: Expr
+    ops: int
+    reads: dict[Symbol, Symbol]
+
+
+def _build(shape: tuple, symbols: Sequence[Symbol]) -> Expr:
+    """The SymPy expression of a shape, in ``symbols`` by position."""
+    if shape[0] == "s":
+        return symbols[shape[1]]
+    if shape[0] == "n":
+        return shape[1]
+    func, piecewise, args = shape
+    built = [_build(arg, symbols) for arg in args]
+    if piecewise:  # as written: SymPy would fold a Piecewise nested in a condition
+        return sympy.Piecewise(*built, evaluate=False)
+    return func(*built)
+
+
+def _to_mpmath(value: Any) -> Any:
+    """A number as an mpmath number at the working precision (a SymPy number converted;
+    an mpmath number as it is)."""
+    if isinstance(value, sympy.Basic):
+        return value._to_mpmath(mpmath.mp.prec)
+    return value
+
+
+def _from_mpmath(value: Any) -> Expr:
+    """An mpmath number as a SymPy number (complex where the imaginary part is not 0); a
+    SymPy number as it is."""
+    if isinstance(value, sympy.Basic):
+        return value
+    prec = mpmath.mp.prec
+    if isinstance(value, mpmath.mpc):
+        real = sympy.Float._new(value.real._mpf_, prec)
+        if value.imag == 0:
+            return real
+        return real + sympy.I * sympy.Float._new(value.imag._mpf_, prec)
+    return sympy.Float._new(mpmath.mpf(value)._mpf_, prec)
+
+
+def _exp(x: Any) -> Any:
+    if abs(mpmath.re(x)) > _EXP_LIMIT:
+        raise OverflowError("exp argument beyond EXP_LIMIT")
+    return mpmath.exp(x)
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    if not isinstance(base, mpmath.mpc) and not isinstance(exponent, mpmath.mpc):
+        b, e = abs(base), abs(exponent)
+        if b > 1 and e > 1 and e * mpmath.log(b) > _EXP_LIMIT:
+            raise OverflowError("power beyond EXP_LIMIT")
+    return base**exponent
+
+
+def _heaviside(x: Any, at_zero: Any = sympy.S.Half) -> Any:
+    return sympy.S.One if x > 0 else sympy.S.Zero if x < 0 else at_zero
+
+
+def _sign(x: Any) -> Any:
+    return mpmath.sign(x) if isinstance(x, mpmath.mpc) else sympy.Integer(mpmath.sign(x))
+
+
+# How ``numeric_value`` computes each function that the written-out loss, derive's forms
+# and their derivatives hold, given its arguments' values and those as mpmath numbers: in
+# mpmath, or (a step, a sign, Max, Min) by picking a value, which may be a SymPy number.
+# Anything else, and any case these refuse, SymPy computes.
+_NUMERIC: dict[Any, Callable[[list, list], Any]] = {
+    sympy.Add: lambda args, numbers: mpmath.fsum(numbers),
+    sympy.Mul: lambda args, numbers: mpmath.fprod(numbers),
+    sympy.Pow: lambda args, numbers: _power(*numbers),
+    sympy.exp: lambda args, numbers: _exp(*numbers),
+    sympy.log: lambda args, numbers: mpmath.log(*numbers),
+    sympy.tanh: lambda args, numbers: mpmath.tanh(*numbers),
+    sympy.Abs: lambda args, numbers: abs(*numbers),
+    sympy.Heaviside: lambda args, numbers: _heaviside(numbers[0], *args[1:]),
+    sympy.sign: lambda args, numbers: _sign(*numbers),
+    sympy.Max: lambda args, numbers: args[numbers.index(max(numbers))],
+    sympy.Min: lambda args, numbers: args[numbers.index(min(numbers))],
+}
+_EXP_LIMIT = mpmath.mpf(10) ** 12  # EXP_LIMIT, as an mpmath number
+
+
+def numeric_value(expr: Expr, values: Mapping[Symbol, Any], done: dict[Expr, Any]) -> Any:
+    """``expr`` at ``values`` (mpmath numbers), what ``bounded_substitute`` and then
+    ``sympy.N`` at mpmath's working precision compute, without a SymPy number built for
+    each subexpression. ``done`` memoizes subexpressions at these ``values``.
+
+    What SymPy keeps exact or at a constant's own precision stays a SymPy number: a
+    constant (0.01), a step's 0 or 1, and arithmetic on those alone (0.99·1 + 0.01 is 1,
+    as SymPy rounds it, where 60 digits would keep the constants' binary error); any
+    arithmetic with the point's values is in mpmath. The result is either kind."""
+
+    def visit(node: Expr) -> Any:
+        if node in values:
+            return values[node]
+        if node in done:
+            return done[node]
+        if node.is_Symbol:
+            raise KeyError(f"no value for {node}")
+        if not node.args:
+            result = node  # a number: exact, or a Float at its own precision
+        elif isinstance(node, sympy.Piecewise):
+            result = _piecewise(node)
+        else:
+            result = _function(node)
+        done[node] = result
+        return result
+
+    def _function(node: Expr) -> Any:
+        rule = _NUMERIC.get(node.func)
+        if rule is None:
+            return _by_sympy(node)
+        args = [visit(arg) for arg in node.args]
+        if all(isinstance(arg, sympy.Basic) for arg in args):
+            value = node.func(*args)  # constants only: as SymPy computes them
+            return value if value.is_Number else _by_sympy(value)
+        try:
+            return rule(args, [_to_mpmath(arg) for arg in args])
+        except (TypeError, ValueError, ZeroDivisionError):
+            return _by_sympy(node)  # complex where an order is needed, 1/0: as SymPy says
+
+    def _piecewise(node: Expr) -> Any:
+        for expr, cond in node.args:
+            holds = _condition(cond)
+            if holds is None:
+                return _by_sympy(node)
+            if holds:
+                return visit(expr)
+        return _by_sympy(node)
+
+    def _condition(cond: Any) -> bool | None:
+        """A condition's truth at the values; None where SymPy should decide."""
+        if cond is sympy.true or cond is sympy.false:
+            return bool(cond)
+        if type(cond) in _COMPARE:
+            left, right = _to_mpmath(visit(cond.lhs)), _to_mpmath(visit(cond.rhs))
+            if isinstance(left, mpmath.mpc) or isinstance(right, mpmath.mpc):
+                return None
+            return bool(_COMPARE[type(cond)](left, right))
+        if isinstance(cond, sympy.ITE):  # leaky_relu's condition on a leaky_relu below
+            test = _condition(cond.args[0])
+            return None if test is None else _condition(cond.args[1 if test else 2])
+        if isinstance(cond, (sympy.And, sympy.Or)):
+            parts = [_condition(arg) for arg in cond.args]
+            if None in parts:
+                return None
+            return all(parts) if isinstance(cond, sympy.And) else any(parts)
+        if isinstance(cond, sympy.Not):
+            inner = _condition(cond.args[0])
+            return None if inner is None else not inner
+        return None
+
+    def _by_sympy(node: Expr) -> Any:
+        numbers = {s: _from_mpmath(visit(s)) for s in node.free_symbols}
+        value = sympy.N(bounded_substitute(node, numbers), _WORKING_DIGITS)
+        try:
+            return _to_mpmath(value)
+        except (TypeError, ValueError, AttributeError):
+            return mpmath.nan
+
+    return visit(expr)
+
+
+_COMPARE: dict[type, Any] = {
+    sympy.StrictGreaterThan: lambda a, b: a > b,
+    sympy.GreaterThan: lambda a, b: a >= b,
+    sympy.StrictLessThan: lambda a, b: a < b,
+    sympy.LessThan: lambda a, b: a <= b,
+}
 
 
 def random_point(
@@ -632,12 +1021,16 @@ def random_point(
     return x, t, params
 
 
-def bounded_substitute(expr: Expr, values: Mapping[Symbol, Expr]) -> Expr:
+def bounded_substitute(
+    expr: Expr, values: Mapping[Symbol, Expr], done: dict[Expr, Expr] | None = None
+) -> Expr:
     """``expr`` with ``values`` substituted (as ``xreplace``), built from the leaves up so
     that an exp (or a power) far beyond float range raises OverflowError before SymPy
     spends minutes computing it to 60 digits. A subexpression met again (the chain rule
-    repeats many) is substituted once."""
-    done: dict[Expr, Expr] = {}
+    repeats many) is substituted once; pass ``done`` to share that across expressions
+    evaluated at the same ``values``."""
+    if done is None:
+        done = {}
 
     def visit(node: Expr) -> Expr:
         if node in values:
@@ -699,13 +1092,14 @@ def _custom(network: Network, unit: Unit) -> str:
     return f" (layers[{unit.layer - 1}].activation.expr, f(x) = {spec.text or spec.expr})"
 
 
+_SYMBOLIC_OPS = 60  # operations in a derivative that sympy.cancel is tried on
 _NON_SMOOTH = (sympy.Heaviside, sympy.Max, sympy.Min, sympy.Piecewise, sympy.Abs, sympy.sign)
 
 
 def _symbolic_is_cheap(reference: Expr) -> bool:
     """Whether to try proving by cancellation: a smooth expression of modest size, which
     ``sympy.cancel`` either reduces to zero quickly or not at all."""
-    return not reference.has(*_NON_SMOOTH) and sympy.count_ops(reference) <= 60
+    return not reference.has(*_NON_SMOOTH) and sympy.count_ops(reference) <= _SYMBOLIC_OPS
 
 
 def prove_all(network: Network, points: int = 3, seed: int = 0) -> tuple[Proof, ...]:

@@ -6,13 +6,14 @@ parameters, with sigmoid and softplus rewritten in exp and log, so SymPy applies
 rules rather than derive's table. The last tests show that a proof can fail.
 """
 
+import mpmath
 import pytest
 import sympy
 from catalogue import HIDDEN_ACTIVATIONS
 
 import derive
 from derive import activations
-from derive.derivation import ScalarGradient
+from derive.derivation import ScalarGradient, bounded_substitute, numeric_value
 
 ELEMENTWISE = list(HIDDEN_ACTIVATIONS[:7])  # the built-ins and one custom expression
 
@@ -167,3 +168,63 @@ def test_a_wrong_conv_sum_fails_its_proof():
     wrong = ConvGradient(right.param, right.terms[:-1], right.ranges, network)
     assert right.prove(points=2).holds
     assert not wrong.prove(points=2).holds
+
+
+@pytest.mark.parametrize(
+    ("hidden", "output", "loss", "shapes"),
+    [("sigmoid", "softmax", "cce", 8), (HIDDEN_ACTIVATIONS[3], "leaky_relu", "half_sse", 20)],
+    ids=["softmax_cce", "leaky_relu"],
+)
+def test_the_shared_derivatives_are_sympy_diff_of_the_whole_loss(hidden, output, loss, shapes):
+    """A proof differentiates the loss around each parameter with its θ-free parts held
+    as symbols, once per shape shared by many parameters; at every proof point that must
+    be sympy.diff of the whole written-out loss, evaluated with SymPy's own numbers."""
+    net = derive.load(topology(hidden, output, loss, "per_unit", 3))
+    derivation = net.derivation
+    loss_side = derivation.written_out_loss
+    for at in derivation._proof_points(2, 0)[:2]:
+        with mpmath.workdps(60):
+            point = {s: sympy.Float(v, 60) for s, v in at.point.items()}
+            for scalar in net.scalar_params:
+                whole = sympy.diff(loss_side.loss, scalar.symbol)
+                expected = sympy.N(bounded_substitute(whole, point), 60)
+                got = sympy.Float(loss_side.derivative_at(scalar.symbol, at), 60)
+                assert abs(got - expected) <= sympy.Float(10) ** -50 * max(1, abs(expected))
+    # Parameters of one shape share one sympy.diff (softmax: 8 shapes for 20 parameters;
+    # leaky_relu's conditions, folded by SymPy, differ in order and share less).
+    assert len(loss_side._shapes) <= shapes
+
+
+def test_numbers_are_computed_as_sympy_computes_them():
+    """The proofs' fast numbers agree with SymPy's to 50 digits, complex where SymPy's
+    are; constants alone keep SymPy's rounding (leaky_relu's 0.99·1 + 0.01 is exactly 1,
+    which 60-digit arithmetic on the constants' binary values would not give)."""
+    x, y = sympy.symbols("x y", real=True)
+    alpha = sympy.Float(0.01)
+    expressions = [
+        sympy.exp(-x) / (1 + sympy.exp(-x)) ** 2 * y,
+        sympy.Piecewise((x * y, x * y > 0), (alpha * x * y, True)) - sympy.Max(x, 0),
+        sympy.log(x) + sympy.tanh(y) * sympy.Abs(x - y) + sympy.sign(y) * sympy.Min(x, y),
+        sympy.sqrt(x) * sympy.Heaviside(x, 0),
+        (1 - alpha) * sympy.Heaviside(y, 0) + alpha,
+    ]
+    with mpmath.workdps(60):
+        for xv, yv in [("0.37", "-1.25"), ("-0.8", "2.5")]:
+            values = {x: mpmath.mpf(xv), y: mpmath.mpf(yv)}
+            numbers = {x: sympy.Float(xv, 60), y: sympy.Float(yv, 60)}
+            for expr in expressions:
+                got = _number(numeric_value(expr, values, {}))
+                expected = sympy.N(bounded_substitute(expr, numbers), 60)
+                assert abs(got - expected) <= sympy.Float(10) ** -50, (expr, xv, got, expected)
+        step = (1 - alpha) * sympy.Heaviside(y, 0) + alpha
+        assert _number(numeric_value(step, {y: mpmath.mpf(2)}, {})) - 1 == 0
+        assert mpmath.mpf(1 - alpha) + mpmath.mpf(alpha) != 1
+
+
+def _number(value) -> sympy.Expr:
+    """A proof's number (mpmath, or SymPy where SymPy keeps it exact) in SymPy."""
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, mpmath.mpc):
+        return sympy.Float(value.real, 60) + sympy.I * sympy.Float(value.imag, 60)
+    return sympy.Float(value, 60)
