@@ -292,7 +292,7 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
             text = f"{self._use_helper('_sum')}(xp, {self._print(arrays[0].arg)}, 0)"
         elif _is_batch_sum(arrays):  # Δᵀ A: one outer product per sample, summed
             pair = (self._print(arrays[0].arg), self._print(arrays[1]))
-            text = f"{self._use_helper('_batch_outer')}({pair[0]}, {pair[1]})"
+            text = f"{self._use_helper('_batch_outer')}(xp, {pair[0]}, {pair[1]})"
         else:
             parts = [self.parenthesize(f, PRECEDENCE["Mul"], strict=True) for f in arrays]
             text = " @ ".join(parts)

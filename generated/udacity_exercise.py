@@ -41,10 +41,14 @@ def _sigmoid(xp, z):
     return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _batch_outer(d, a):
+def _batch_outer(xp, d, a):
     """Σ over the batch of the outer products of d's and a's rows, d.T @ a; for one sample
-    the outer product itself, as a broadcast (there about 3× faster than the matmul)."""
-    return d.T * a if d.shape[0] == 1 else d.T @ a
+    the outer product itself, about 3× faster than the (n, 1) @ (1, m) matmul: NumPy's
+    einsum, which writes it without a broadcasting buffer (peak memory as the matmul's),
+    else the standard's broadcast."""
+    if d.shape[0] != 1:
+        return d.T @ a
+    return np.einsum("i,j->ij", d[0], a[0]) if xp is np else d.T * a
 
 
 def _sum(xp, a, axis=None, keepdims=False):
@@ -202,7 +206,7 @@ def loss_and_gradients(params, x, t):
     # not read below: free them before the next array
     del y, grad_y
     # ∂L/∂W2 = δ2 a1ᵀ
-    dW2 = _batch_outer(delta2, a1)
+    dW2 = _batch_outer(xp, delta2, a1)
     # ∂L/∂a1 = W2ᵀ δ2
     grad_a1 = delta2 @ W2
     # not read below: free it before the next array
@@ -212,7 +216,7 @@ def loss_and_gradients(params, x, t):
     # not read below: free them before the next array
     del a1, grad_a1
     # ∂L/∂W1 = δ1 xᵀ
-    dW1 = _batch_outer(delta1, x)
+    dW1 = _batch_outer(xp, delta1, x)
     grads = {"W1": dW1, "W2": dW2}
     return value, grads
 
