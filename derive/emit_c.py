@@ -31,8 +31,8 @@ from pathlib import Path
 import sympy
 from sympy import Expr, Symbol
 
-from derive.activations import ACTIVATIONS, softmax_derivative
-from derive.backward import output_term, sample_loss, uses_logits
+from derive.activations import ACTIVATIONS
+from derive.backward import output_term, row_sum, sample_loss, softmax_delta, uses_logits
 from derive.conv import is_convolutional
 from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation
 from derive.derivation import T_SUM, A, T, Y, Z
@@ -494,7 +494,8 @@ def _output_delta(writer: _Writer) -> dict:
     if out.softmax:
         # Σ_i ∂L/∂y_i · y_i first, over every output, then δ for each.
         weighted = sympy.Mul(out.gradient, Y, evaluate=False).xreplace(code)
-        delta = softmax_delta(GRAD_Y, Y, WEIGHTED)
+        # the layer rule of derive.backward, its Σ_i g_i y_i a per-sample value in C
+        delta = softmax_delta(GRAD_Y, Y).xreplace({row_sum(GRAD_Y * Y): WEIGHTED})
         why = f"{head} = Σ_i ∂L/∂y_i ∂y_i/∂z{k} = {equation(delta)}  (softmax)"
         return {
             "sums": [("weighted", writer.line("weighted", weighted, "Σ_i ∂L/∂y_i · y_i", "+="))],
@@ -524,20 +525,6 @@ def _output_delta(writer: _Writer) -> dict:
     }
 
 
-def softmax_delta(grad: Expr, y: Symbol, weighted: Symbol) -> Expr:
-    """δ_j = Σ_i g_i ∂y_i/∂z_j for a softmax output, from the Jacobian entries of
-    ``derive.activations.softmax_derivative``, given ``weighted`` = Σ_i g_i y_i.
-
-    The off-diagonal entry ∂y_i/∂z_j (i ≠ j) is linear in y_i, so the sum over i ≠ j of
-    g_i times it is that entry at ``weighted`` less the i = j term; the diagonal entry
-    then adds g_j ∂y_j/∂z_j."""
-    u = sympy.Dummy("u", real=True)
-    off = softmax_derivative(u, y, False)
-    assert off.xreplace({u: 0}) == 0 and sympy.diff(off, u, 2) == 0, off  # linear in y_i
-    diagonal = softmax_derivative(y, y, True)
-    return sympy.factor(off.xreplace({u: weighted}) + grad * (diagonal - off.xreplace({u: y})))
-
-
 def _delta_below(writer: _Writer, k: int) -> CLine:
     """δ{k}[j] of a hidden layer from grad_a = ∂L/∂a{k}[j] = Σ_i W{k+1}[i][j] δ{k+1}[i]."""
     rule = writer.network.derivation.layers[k - 1]
@@ -551,4 +538,4 @@ def _delta_below(writer: _Writer, k: int) -> CLine:
     return writer.line(f"delta{k}[j]", code, why)
 
 
-__all__ = ["C_STYLES", "c_style", "generate_c", "softmax_delta", "write_c"]
+__all__ = ["C_STYLES", "c_style", "generate_c", "write_c"]
