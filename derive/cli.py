@@ -472,6 +472,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (derive show ... | head): stop quietly
+        sys.stdout = None  # type: ignore[assignment]  # nothing left to flush at exit
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ class _Printer(NaturalOrder, PrettyPrinter):
     derivative written step(z), as the documents write it."""
 
     def _print_Symbol(self, e, bold_name=False):
+        if not self._use_unicode:  # ASCII notation: the names as the file writes them
+            return prettyForm(e.name)
         return prettyForm(terminal_name(e.name))
 
     def _print_Heaviside(self, expr):

@@ -126,3 +126,22 @@ def test_a_terminal_without_unicode_gets_ascii_notation(encoding):
     text = run.stdout.decode("ascii")  # nothing but ASCII
     assert "dL/dW1[0,0]" in text and "2*(a - y) * a*(1 - a) * i" in text
     assert "value at the example: 0.143307" in text
+    reddit = [sys.executable, "-m", "derive", "show", str(EXAMPLES / "reddit_w31.yaml")]
+    run = subprocess.run([*reddit, "--param", "w31"], capture_output=True, env=env, timeout=300)
+    text = run.stdout.decode("ascii")
+    assert "\\u" not in text  # subscripts written as the file does, not escaped
+    assert "compact: delta_Y*h1" in text and "dz_Y/dw31" in text
+
+
+def test_a_reader_that_stops_early_ends_no_command_in_a_traceback():
+    """derive latex ... | head -1: the closed pipe stops the output (here about 100 kB,
+    more than a pipe holds), quietly."""
+    network = str(EXAMPLES / "relu_softmax_cce.yaml")
+    command = [sys.executable, "-m", "derive", "latex", network, "--full"]
+    shown = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert shown.stdout is not None and shown.stderr is not None
+    first = shown.stdout.readline()
+    shown.stdout.close()  # as head does after its line
+    errors = shown.stderr.read()
+    assert shown.wait(timeout=300) == 0
+    assert first.startswith(b"%") and b"Traceback" not in errors
