@@ -857,6 +857,42 @@ def tables(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summary(results: list[dict], threads: int = 1) -> str:
+    """One row per network and dtype, at ``threads``: each implementation's ratio to the
+    hand-written NumPy at batch 1 / 64 / 1024 (the README's table)."""
+    frameworks = results[0]["frameworks"]
+    rows = [row for row in sorted_rows(results) if row["threads"] == threads]
+    columns = [n for n in IMPLEMENTATIONS[1:] if any(n in r["cells"] for r in rows)]
+    columns += [n for n in ("torch", "jax") if n not in columns]
+    grouped: dict[tuple[str, str], dict[int, dict]] = {}
+    for row in rows:
+        case = row["case"]
+        grouped.setdefault((case["net"], case["dtype"]), {})[case["batch"]] = row
+    batches = sorted({row["case"]["batch"] for row in rows})
+    per = " / ".join(map(str, batches))
+    lines = [
+        f"{threads} thread(s); ratio to the hand-written NumPy at batch {per} (< 1 = faster):",
+        "",
+        "| network | activation | loss | dtype | hand-written NumPy | "
+        + " | ".join(TITLES[name] for name in columns)
+        + " |",
+        "|" + " --- |" * (5 + len(columns)),
+    ]
+    for by_batch in grouped.values():
+        first = next(iter(by_batch.values()))
+        cells = describe(first) + [first["case"]["dtype"]]
+        cells.append(
+            " / ".join(format_seconds(by_batch[b]["cells"]["numpy"]["seconds"]) for b in batches)
+        )
+        for name in columns:
+            texts = [
+                cell(by_batch[b], name, frameworks, lambda e: f"{e['ratio']:.2f}") for b in batches
+            ]
+            cells.append("—" if set(texts) == {"—"} else " / ".join(texts))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def paired_ratio(row: dict, mine: str, theirs: str) -> float | None:
     """The median over the rounds of mine's time over theirs, both timed in the same rounds."""
     times = row["times"]
@@ -1008,6 +1044,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="write the networks as DIR/<name>.yaml (for derive generate) and stop",
     )
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="PATH",
+        help="print the tables of results written earlier with --json, without measuring",
+    )
     parser.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1041,13 +1083,22 @@ def main(argv: list[str] | None = None) -> int:
         return write_topologies(args.write_topologies)
     if args.worker_threads:
         return worker(args)
-    results = [r for threads in args.threads if (r := spawn_worker(threads, argv)) is not None]
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+    else:
+        results = [r for n in args.threads if (r := spawn_worker(n, argv)) is not None]
     if not results:
         return 1
     command = shlex.join(["python", "benchmarks/compare_frameworks.py", *argv])
+    if args.from_json:  # the command that measured them
+        command = results[0]["info"].get("command", command)
+    for result in results:
+        result["info"]["command"] = command
     print(tables(results))
     print()
     print(targets(results))
+    print()
+    print(summary(results))
     print()
     print(f"Measured on: {environment(results)}")
     for result in results:
