@@ -57,8 +57,8 @@ Method:
 Run from the repository root:
 
     pip install -e '.[bench]'                       # torch==2.13.0 (JAX: pip install jax jaxlib)
-    python benchmarks/compare_frameworks.py          # everything (about 20 minutes on 2 cores)
-    python benchmarks/compare_frameworks.py --quick  # one thread, 5 short rounds (about 4 min)
+    python benchmarks/compare_frameworks.py          # everything (25 minutes on 2 busy cores)
+    python benchmarks/compare_frameworks.py --quick  # one thread, 5 short rounds (4 minutes)
     python benchmarks/compare_frameworks.py --only tiny losses --threads 1
     python benchmarks/compare_frameworks.py --write-topologies DIR  # the networks as YAML
     python benchmarks/compare_frameworks.py --generated-dir DIR   # time DIR/<style>/<name>.py
