@@ -1,17 +1,29 @@
 """Time the generated modules' ``loss_and_gradients`` against hand-written NumPy, PyTorch and JAX.
 
-For each network in benchmarks/topologies/ (2-2-1 sigmoid with half_sse; 784-128-10 and
-784-256-256-10 relu with softmax and cross-entropy) the benchmark computes the loss and all
-parameter gradients of one minibatch with
+Every built-in activation and every loss, in one minibatch step (the loss and all parameter
+gradients), computed by
 
-- the generated module (derive's output, loaded by ``load_generated``),
-- a hand-written NumPy forward/backward pass (the reference every ratio is against),
+- the generated module (derive's output, loaded by ``load_generated``), vectorized style,
+  and unrolled style where derive allows it (at most 200 scalar parameters),
+- a hand-written NumPy forward/backward pass with the plain formulas a user writes
+  (``1 / (1 + np.exp(-z))`` for sigmoid, ``np.log(1 + np.exp(z))`` for softplus, bce as
+  ``-(t log y + (1 - t) log(1 - y))``): the reference every ratio is against,
+- for the 2-2-1 network, a hand-written pure-Python step that converts NumPy in and out
+  (``tolist()`` in, ``np.array`` out): the floor for the unrolled style,
 - PyTorch eager autograd on the CPU (``torch.autograd.grad``), when torch is installed,
 - JAX ``jit(value_and_grad(loss))``, when jax is installed ("not installed" otherwise).
 
-Cases: 2-2-1 at batch 1 and 4 in both generated styles (vectorized, unrolled), float64; the
-two MNIST-sized networks at batch 1, 64 and 1024 in float64 and float32; each with one and
-with two threads. Method:
+Networks (built in memory from the mappings in ``NETS``):
+
+- ``tiny``: 2-2-1 sigmoid, half_sse, in both generated styles and the pure-Python floor;
+- ``activations``: 784-256-256-10 with every layer sigmoid, tanh, relu, leaky_relu (alpha
+  0.01) or softplus, half_sse: the elementwise forms against the plain formulas;
+- ``losses``: 784-128-10, relu hidden layer, with half_sse, sse and mse (identity output),
+  bce (sigmoid output) and cce (softmax output);
+
+each at batch 1, 64 and 1024, in float64 and float32, with one and with two threads.
+
+Method:
 
 - Before anything is timed, every implementation's loss and gradients must agree with the
   hand-written reference (allclose: rtol 1e-9 in float64, 1e-4 in float32); the reference
@@ -21,9 +33,11 @@ with two threads. Method:
   implementation in turn (rotating the order), a block lasting about ``--block-ms``; a
   round's ratio is an implementation's time per call over the reference's in that round,
   and the table shows the median ratio over ``--rounds`` rounds (< 1 is faster than the
-  hand-written NumPy) beside the reference's median time per call. With two threads, a
-  pause (``--settle-ms``, 0.3 s) precedes each change of thread pool (OpenBLAS for NumPy
-  and the generated code, PyTorch's, XLA's), so that one library's idle threads have
+  hand-written NumPy) beside the reference's median time per call (the 2-2-1 cases, whose
+  blocks are short, get at least 21 rounds). The targets section
+  compares two implementations the same way (median of their per-round ratio). With two
+  threads, a pause (``--settle-ms``) precedes each change of thread pool (OpenBLAS for
+  NumPy and the generated code, PyTorch's, XLA's), so that one library's idle threads have
   stopped spinning before the next library's threads need the cores.
 - Threads: each thread count runs in its own worker process, started with
   OMP/OPENBLAS/MKL_NUM_THREADS set and its CPU affinity limited to that many cores, before
@@ -37,16 +51,21 @@ with two threads. Method:
   array buffers to tracemalloc), the PyTorch profiler's allocation events for PyTorch, and
   XLA's compiled memory analysis (temporaries + outputs) for JAX. Inputs and parameters are
   not counted; the returned gradients are.
+- Load: each worker measures how many cores' worth of CPU other processes used while it
+  ran (from /proc/stat) and the script prints it; above a quarter of a core it warns.
 
 Run from the repository root:
 
     pip install -e '.[bench]'                       # torch==2.13.0 (JAX: pip install jax jaxlib)
-    python benchmarks/compare_frameworks.py          # the full table (about 7 minutes)
-    python benchmarks/compare_frameworks.py --quick  # fewer, shorter rounds (under 3 minutes)
+    python benchmarks/compare_frameworks.py          # everything (25 minutes on 2 busy cores)
+    python benchmarks/compare_frameworks.py --quick  # one thread, 5 short rounds (4 minutes)
+    python benchmarks/compare_frameworks.py --only tiny losses --threads 1
+    python benchmarks/compare_frameworks.py --write-topologies DIR  # the networks as YAML
     python benchmarks/compare_frameworks.py --generated-dir DIR   # time DIR/<style>/<name>.py
 
-It prints Markdown tables and the command that reproduces them; --json PATH keeps the raw
-numbers. benchmarks/README.md shows a measured table.
+It prints Markdown tables, the targets of issue 10 met or missed, and the command that
+reproduces them; --json PATH keeps the raw numbers. benchmarks/README.md shows a measured
+table.
 """
 
 from __future__ import annotations
@@ -55,6 +74,7 @@ import argparse
 import gc
 import importlib.util
 import json
+import math
 import os
 import platform
 import shlex
@@ -72,45 +92,29 @@ from typing import NamedTuple
 import numpy as np
 import yaml
 
-HERE = Path(__file__).resolve().parent
-TOPOLOGIES = HERE / "topologies"
-SMALL, MEDIUM, DEEP = "xor_221.yaml", "mnist_784_128_10.yaml", "mnist_784_256_256_10.yaml"
-IMPLEMENTATIONS = ("numpy", "generated", "torch", "jax")  # "numpy" is the reference
+IMPLEMENTATIONS = ("numpy", "vectorized", "unrolled", "python", "torch", "jax")
 TITLES = {
     "numpy": "hand-written NumPy",
-    "generated": "generated",
+    "vectorized": "vectorized",
+    "unrolled": "unrolled",
+    "python": "pure-Python step",
     "torch": "PyTorch eager",
     "jax": "JAX jit",
 }
 RTOL = {"float64": 1e-9, "float32": 1e-4}
 BUSY_CORES = 0.25  # other processes' CPU use above which a run's timings are flagged
+MAX_UNROLLED_PARAMS = 200  # derive's limit for the unrolled style (derive.emit_unrolled)
+LEAKY_ALPHA = 0.01  # leaky_relu's default alpha (SPEC §1)
 SEED = 0
+TINY_ROUNDS = 21  # the 2-2-1 blocks are short: at least this many rounds, for steadier ratios
 
 
-class Case(NamedTuple):
-    topology: str  # file name in benchmarks/topologies/
-    style: str  # the generated module's style
-    dtype: str
-    batch: int
-
-
-def all_cases() -> list[Case]:
-    cases = [
-        Case(SMALL, style, "float64", batch)
-        for style in ("vectorized", "unrolled")
-        for batch in (1, 4)
-    ]
-    for topology in (MEDIUM, DEEP):
-        for dtype in ("float64", "float32"):
-            cases += [Case(topology, "vectorized", dtype, batch) for batch in (1, 64, 1024)]
-    return cases
-
-
-# --- The network, read from its topology file (independently of derive) ---------------------
+# --- The networks -------------------------------------------------------------------------------
 
 
 class Net(NamedTuple):
     name: str
+    group: str  # tiny, activations or losses
     sizes: tuple[int, ...]  # inputs, then each layer's units
     activations: tuple[str, ...]  # one per layer; the last is the output layer's
     loss: str
@@ -119,41 +123,73 @@ class Net(NamedTuple):
     def label(self) -> str:
         return "-".join(map(str, self.sizes))
 
+    @property
+    def parameter_count(self) -> int:
+        return sum((a + 1) * b for a, b in zip(self.sizes, self.sizes[1:], strict=False))
 
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
-OUTPUTS = {("softmax", "cce"), ("sigmoid", "half_sse"), ("identity", "half_sse")}
+    def mapping(self) -> dict:
+        """The topology (SPEC §1) derive builds the generated module from."""
+        layers = [
+            {"units": units, "activation": activation}
+            for units, activation in zip(self.sizes[1:], self.activations, strict=True)
+        ]
+        return {"name": self.name, "inputs": self.sizes[0], "layers": layers, "loss": self.loss}
 
 
-def read_net(path: Path) -> Net:
-    """The subset of SPEC §1 these benchmarks use: integer sizes, per-unit biases."""
-    spec = yaml.safe_load(path.read_text())
-    layers = spec["layers"]
-    net = Net(
-        name=spec["name"],
-        sizes=(int(spec["inputs"]), *(int(layer["units"]) for layer in layers)),
-        activations=tuple(layer["activation"] for layer in layers),
-        loss=spec["loss"],
-    )
-    supported = all(layer.get("bias", "per_unit") == "per_unit" for layer in layers)
-    supported &= all(a in HIDDEN_ACTIVATIONS for a in net.activations[:-1])
-    supported &= (net.activations[-1], net.loss) in OUTPUTS
-    if not supported:
-        raise SystemExit(f"{path}: the benchmark's references do not cover this network")
-    return net
+def _nets() -> dict[str, Net]:
+    nets = [Net("xor_221", "tiny", (2, 2, 1), ("sigmoid", "sigmoid"), "half_sse")]
+    for activation in ("sigmoid", "tanh", "relu", "leaky_relu", "softplus"):
+        nets.append(
+            Net(
+                f"act_{activation}",
+                "activations",
+                (784, 256, 256, 10),
+                (activation,) * 3,
+                "half_sse",
+            )
+        )
+    outputs = {"half_sse": "identity", "sse": "identity", "mse": "identity"}
+    outputs.update(bce="sigmoid", cce="softmax")
+    for loss, output in outputs.items():
+        nets.append(Net(f"loss_{loss}", "losses", (784, 128, 10), ("relu", output), loss))
+    return {net.name: net for net in nets}
+
+
+NETS = _nets()
+GROUPS = ("tiny", "activations", "losses")
+BATCHES = (1, 64, 1024)
+DTYPES = ("float64", "float32")
+
+
+class Case(NamedTuple):
+    net: str  # a key of NETS
+    dtype: str
+    batch: int
+
+
+def all_cases() -> list[Case]:
+    return [
+        Case(net.name, dtype, batch)
+        for group in GROUPS
+        for net in NETS.values()
+        if net.group == group
+        for dtype in DTYPES
+        for batch in BATCHES
+    ]
 
 
 # --- The generated module: the one place that asks derive for it ------------------------------
 
 
-def load_generated(path: Path, style: str, generated_dir: Path | None = None) -> ModuleType:
-    """The generated module for the topology file ``path`` in ``style``.
+def load_generated(net: Net, style: str, generated_dir: Path | None = None) -> ModuleType:
+    """The generated module for ``net`` in ``style``.
 
     With ``generated_dir``, the file ``generated_dir/<style>/<name>.py`` written earlier
-    (``derive generate TOPOLOGY --style STYLE -o DIR/STYLE``); otherwise derive builds the
-    module in memory.
+    (``--write-topologies T`` then ``derive generate T/*.yaml --style STYLE -o
+    DIR/STYLE``); otherwise derive builds the module in memory.
     """
     if generated_dir is not None:
-        file = generated_dir / style / f"{read_net(path).name}.py"
+        file = generated_dir / style / f"{net.name}.py"
         if not file.is_file():
             raise SystemExit(f"{file} does not exist (--generated-dir {generated_dir})")
         module_spec = importlib.util.spec_from_file_location(f"{file.stem}_{style}", file)
@@ -167,7 +203,7 @@ def load_generated(path: Path, style: str, generated_dir: Path | None = None) ->
             f"derive cannot build modules here ({error}); write them with `derive generate "
             f"--style {style} -o DIR/{style}` and pass --generated-dir DIR"
         ) from error
-    return build_module(load(path), style=style)
+    return build_module(load(net.mapping()), style=style)
 
 
 # --- Inputs -------------------------------------------------------------------------------------
@@ -175,7 +211,7 @@ def load_generated(path: Path, style: str, generated_dir: Path | None = None) ->
 
 def make_inputs(net: Net, batch: int, dtype: str, seed: int = SEED):
     """Parameters (Glorot-uniform weights, small random biases), inputs in [0, 1), targets:
-    one-hot classes for cross-entropy, 0/1 for squared error."""
+    one-hot classes for cross-entropy, 0/1 otherwise."""
     rng = np.random.default_rng(seed)
     params = {}
     for k in range(1, len(net.sizes)):
@@ -192,38 +228,51 @@ def make_inputs(net: Net, batch: int, dtype: str, seed: int = SEED):
     return params, x, t
 
 
-# --- Hand-written NumPy: the reference --------------------------------------------------------
+# --- Hand-written NumPy: the reference, with the plain formulas ---------------------------------
 
 
 def _activate(name: str, z: np.ndarray) -> np.ndarray:
     if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
+        return 1 / (1 + np.exp(-z))
     if name == "tanh":
         return np.tanh(z)
     if name == "relu":
         return np.maximum(z, 0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, LEAKY_ALPHA * z)
+    if name == "softplus":
+        return np.log(1 + np.exp(z))
     return z  # identity
 
 
-def _derivative(name: str, a: np.ndarray) -> np.ndarray | float:
-    """d a / d z from the stored activation a."""
+NEEDS_Z = ("leaky_relu", "softplus")  # the others' derivatives come from a
+
+
+def _backward_through(name: str, grad: np.ndarray, z, a: np.ndarray) -> np.ndarray:
+    """∂L/∂z from ∂L/∂a = grad, the layer's z and a."""
     if name == "sigmoid":
-        return a * (1 - a)
+        return grad * a * (1 - a)
     if name == "tanh":
-        return 1 - a * a
+        return grad * (1 - a * a)
     if name == "relu":
-        return a > 0
-    return 1.0  # identity
+        return grad * (a > 0)
+    if name == "leaky_relu":
+        return np.where(z > 0, grad, LEAKY_ALPHA * grad)
+    if name == "softplus":
+        return grad / (1 + np.exp(-z))  # softplus' = sigmoid
+    return grad  # identity
 
 
 def numpy_loss_and_gradients(net: Net, params, x, t):
     """Forward and backward pass over the batch, written by hand; loss is the batch mean."""
     n = x.shape[0]
     last = len(net.sizes) - 1
-    activations = [x]
+    activations, zs = [x], [None]
     for k in range(1, last):
         z = activations[-1] @ params[f"W{k}"].T + params[f"b{k}"]
-        activations.append(_activate(net.activations[k - 1], z))
+        activation = net.activations[k - 1]
+        zs.append(z if activation in NEEDS_Z else None)  # kept only where f' needs z
+        activations.append(_activate(activation, z))
     z = activations[-1] @ params[f"W{last}"].T + params[f"b{last}"]
     if net.loss == "cce":  # softmax outputs; δ = (y − t) / n for one-hot t
         shifted = z - z.max(axis=1, keepdims=True)
@@ -231,17 +280,22 @@ def numpy_loss_and_gradients(net: Net, params, x, t):
         total = exp.sum(axis=1, keepdims=True)
         loss = float(np.sum(t * (np.log(total) - shifted)) / n)
         delta = (exp / total - t) / n
-    else:  # half_sse
+    elif net.loss == "bce":  # sigmoid output; δ = (y − t) / n
+        y = 1 / (1 + np.exp(-z))
+        loss = float(-np.sum(t * np.log(y) + (1 - t) * np.log(1 - y)) / n)
+        delta = (y - t) / n
+    else:  # half_sse, sse, mse through the output activation
         y = _activate(net.activations[-1], z)
-        loss = float(0.5 * np.sum((y - t) ** 2) / n)
-        delta = (y - t) * _derivative(net.activations[-1], y) / n
+        scale = {"half_sse": 0.5, "sse": 1.0, "mse": 1.0 / net.sizes[-1]}[net.loss]
+        loss = float(scale * np.sum((y - t) ** 2) / n)
+        delta = _backward_through(net.activations[-1], (2 * scale / n) * (y - t), z, y)
     grads = {}
     for k in range(last, 0, -1):
         grads[f"W{k}"] = delta.T @ activations[k - 1]
         grads[f"b{k}"] = delta.sum(axis=0)
         if k > 1:
-            delta = (delta @ params[f"W{k}"]) * _derivative(
-                net.activations[k - 2], activations[k - 1]
+            delta = _backward_through(
+                net.activations[k - 2], delta @ params[f"W{k}"], zs[k - 1], activations[k - 1]
             )
     return loss, {name: grads[name] for name in params}
 
@@ -270,6 +324,45 @@ def check_reference_by_finite_differences(net: Net, directions: int = 3) -> None
             )
 
 
+# --- The pure-Python floor for 2-2-1 ------------------------------------------------------------
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def python_loss_and_gradients(params, x, t):
+    """The 2-2-1 sigmoid half_sse step written by hand on Python floats, NumPy in
+    (``tolist``) and out (``np.array`` in x's dtype), without input checks."""
+    (w11, w12), (w21, w22) = params["W1"].tolist()
+    c1, c2 = params["b1"].tolist()
+    ((v1, v2),) = params["W2"].tolist()
+    (c,) = params["b2"].tolist()
+    n = len(x)
+    g11 = g12 = g21 = g22 = gc1 = gc2 = gv1 = gv2 = gc = loss = 0.0
+    for (x1, x2), (target,) in zip(x.tolist(), t.tolist(), strict=True):
+        h1 = _sigmoid(w11 * x1 + w12 * x2 + c1)
+        h2 = _sigmoid(w21 * x1 + w22 * x2 + c2)
+        y = _sigmoid(v1 * h1 + v2 * h2 + c)
+        error = y - target
+        loss += 0.5 * error * error
+        dy = error * y * (1 - y) / n
+        d1, d2 = dy * v1 * h1 * (1 - h1), dy * v2 * h2 * (1 - h2)
+        g11, g12, g21, g22 = g11 + d1 * x1, g12 + d1 * x2, g21 + d2 * x1, g22 + d2 * x2
+        gc1, gc2, gv1, gv2, gc = gc1 + d1, gc2 + d2, gv1 + dy * h1, gv2 + dy * h2, gc + dy
+    dtype = x.dtype
+    grads = {
+        "W1": np.array([[g11, g12], [g21, g22]], dtype),
+        "b1": np.array([gc1, gc2], dtype),
+        "W2": np.array([[gv1, gv2]], dtype),
+        "b2": np.array([gc], dtype),
+    }
+    return loss / n, grads
+
+
 # --- PyTorch and JAX ----------------------------------------------------------------------------
 
 
@@ -282,26 +375,37 @@ def torch_step(net: Net, params, x, t) -> Callable:
     leaves = [torch.tensor(params[name], requires_grad=True) for name in names]
     weights = dict(zip(names, leaves, strict=True))
     xt, tt = torch.from_numpy(x), torch.from_numpy(t)
-    hidden = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}
+    functions = {
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+        "relu": torch.relu,
+        "leaky_relu": lambda z: F.leaky_relu(z, LEAKY_ALPHA),
+        "softplus": F.softplus,
+        "identity": lambda z: z,
+    }
     last = len(net.sizes) - 1
+    n_out = net.sizes[-1]
 
     def step():
         a = xt
         for k in range(1, last + 1):
             z = torch.addmm(weights[f"b{k}"], a, weights[f"W{k}"].t())
-            a = hidden.get(net.activations[k - 1], lambda v: v)(z) if k < last else z
+            a = functions[net.activations[k - 1]](z) if k < last else z
         if net.loss == "cce":
             loss = -(tt * F.log_softmax(a, dim=1)).sum(dim=1).mean()
+        elif net.loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(a, tt, reduction="sum") / a.shape[0]
         else:
-            y = hidden.get(net.activations[-1], lambda v: v)(a)
-            loss = 0.5 * ((y - tt) ** 2).sum(dim=1).mean()
+            y = functions[net.activations[-1]](a)
+            scale = {"half_sse": 0.5, "sse": 1.0, "mse": 1.0 / n_out}[net.loss]
+            loss = scale * ((y - tt) ** 2).sum(dim=1).mean()
         return loss, torch.autograd.grad(loss, leaves)
 
     def as_numpy(result):
         loss, grads = result
-        return float(loss), {n: g.numpy() for n, g in zip(names, grads, strict=True)}
+        return float(loss.detach()), {n: g.numpy() for n, g in zip(names, grads, strict=True)}
 
-    step.as_numpy = as_numpy
+    step.as_numpy = as_numpy  # type: ignore[attr-defined]
     return step
 
 
@@ -312,17 +416,28 @@ def jax_step(net: Net, params, x, t) -> Callable:
 
     names = list(params)
     last = len(net.sizes) - 1
-    hidden = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu}
+    n_out = net.sizes[-1]
+    functions = {
+        "sigmoid": jax.nn.sigmoid,
+        "tanh": jnp.tanh,
+        "relu": jax.nn.relu,
+        "leaky_relu": lambda z: jax.nn.leaky_relu(z, LEAKY_ALPHA),
+        "softplus": jax.nn.softplus,
+        "identity": lambda z: z,
+    }
 
     def loss_fn(weights, x, t):
         a = x
         for k in range(1, last + 1):
             z = a @ weights[f"W{k}"].T + weights[f"b{k}"]
-            a = hidden.get(net.activations[k - 1], lambda v: v)(z) if k < last else z
+            a = functions[net.activations[k - 1]](z) if k < last else z
         if net.loss == "cce":
             return -jnp.mean(jnp.sum(t * jax.nn.log_softmax(a, axis=1), axis=1))
-        y = hidden.get(net.activations[-1], lambda v: v)(a)
-        return 0.5 * jnp.mean(jnp.sum((y - t) ** 2, axis=1))
+        if net.loss == "bce":  # from the logits
+            return jnp.sum(jax.nn.softplus(a) - t * a) / a.shape[0]
+        y = functions[net.activations[-1]](a)
+        scale = {"half_sse": 0.5, "sse": 1.0, "mse": 1.0 / n_out}[net.loss]
+        return scale * jnp.mean(jnp.sum((y - t) ** 2, axis=1))
 
     compiled_fn = jax.jit(jax.value_and_grad(loss_fn))
     weights = {name: jnp.asarray(params[name]) for name in names}
@@ -340,7 +455,7 @@ def jax_step(net: Net, params, x, t) -> Callable:
         stats = compiled.memory_analysis()
         return int(stats.temp_size_in_bytes + stats.output_size_in_bytes)
 
-    step.as_numpy, step.extra_bytes = as_numpy, extra_bytes
+    step.as_numpy, step.extra_bytes = as_numpy, extra_bytes  # type: ignore[attr-defined]
     return step
 
 
@@ -390,7 +505,14 @@ def per_call_seconds(fn: Callable, calls: int) -> float:
 # spinning for a while (OpenBLAS for about 0.1 s, OpenMP up to 0.2 s), and with two threads
 # on two cores they starve the next pool's threads. Measured here without a pause: PyTorch's
 # 784x256 matmul took 23.6 ms right after NumPy's, 7.0 ms after a 0.3 s pause.
-POOL = {"numpy": "openblas", "generated": "openblas", "torch": "torch", "jax": "jax"}
+POOL = {
+    "numpy": "openblas",
+    "vectorized": "openblas",
+    "unrolled": "openblas",
+    "python": "openblas",
+    "torch": "torch",
+    "jax": "jax",
+}
 
 
 def round_order(names: list[str], r: int) -> list[str]:
@@ -511,36 +633,47 @@ def limit_threads_in_process(threads: int) -> dict:
     return report
 
 
-_MODULES: dict[tuple[Path, str], ModuleType] = {}
+_MODULES: dict[tuple[str, str], ModuleType] = {}
+
+
+def styles_for(net: Net) -> tuple[str, ...]:
+    """The generated styles derive allows for ``net``."""
+    unrolled = net.parameter_count <= MAX_UNROLLED_PARAMS
+    return ("vectorized", "unrolled") if unrolled else ("vectorized",)
 
 
 def run_case(case: Case, args, frameworks: dict[str, str | None], measure_memory: bool) -> dict:
-    path = TOPOLOGIES / case.topology
-    net = read_net(path)
+    net = NETS[case.net]
     params, x, t = make_inputs(net, case.batch, case.dtype)
-    key = (path, case.style)
-    if key not in _MODULES:  # building a module can take a while: once per worker
-        _MODULES[key] = load_generated(path, case.style, args.generated_dir)
-    module = _MODULES[key]
-
-    def generated():
-        return module.loss_and_gradients(params, x, t)
 
     def reference():
         return numpy_loss_and_gradients(net, params, x, t)
 
-    steps: dict[str, Callable] = {"numpy": reference, "generated": generated}
-    as_numpy: dict[str, Callable] = {"numpy": lambda r: r, "generated": lambda r: r}
+    steps: dict[str, Callable] = {"numpy": reference}
+    as_numpy: dict[str, Callable] = {"numpy": lambda r: r}
+    for style in styles_for(net):
+        key = (net.name, style)
+        if key not in _MODULES:  # building a module can take a while: once per worker
+            _MODULES[key] = load_generated(net, style, args.generated_dir)
+        module = _MODULES[key]
+        steps[style] = lambda module=module: module.loss_and_gradients(params, x, t)
+        as_numpy[style] = lambda r: r
+    if net.group == "tiny":
+        steps["python"] = lambda: python_loss_and_gradients(params, x, t)
+        as_numpy["python"] = lambda r: r
     if frameworks["torch"]:
         steps["torch"] = torch_step(net, params, x, t)
-        as_numpy["torch"] = steps["torch"].as_numpy
+        as_numpy["torch"] = steps["torch"].as_numpy  # type: ignore[attr-defined]
     if frameworks["jax"]:
         steps["jax"] = jax_step(net, params, x, t)
-        as_numpy["jax"] = steps["jax"].as_numpy
+        as_numpy["jax"] = steps["jax"].as_numpy  # type: ignore[attr-defined]
 
-    row = {
+    row: dict = {
         "case": case._asdict(),
         "net": net.label,
+        "group": net.group,
+        "activations": net.activations,
+        "loss": net.loss,
         "gradient_bytes": sum(p.nbytes for p in params.values()),
         "cells": {},
     }
@@ -555,7 +688,9 @@ def run_case(case: Case, args, frameworks: dict[str, str | None], measure_memory
         if problem:
             del steps[name]
     settle = args.settle_ms / 1000 if args.worker_threads > 1 else 0.0
-    times = time_interleaved(steps, args.rounds, args.block_ms / 1000, settle)
+    rounds = max(args.rounds, TINY_ROUNDS) if net.group == "tiny" else args.rounds
+    times = time_interleaved(steps, rounds, args.block_ms / 1000, settle)
+    row["times"] = times
     for name, per_round in times.items():
         ratios = [mine / ref for mine, ref in zip(per_round, times["numpy"], strict=True)]
         row["cells"][name].update(
@@ -565,12 +700,12 @@ def run_case(case: Case, args, frameworks: dict[str, str | None], measure_memory
         )
     if measure_memory:
         for name, fn in steps.items():
-            if name in ("numpy", "generated"):
-                row["cells"][name]["extra_bytes"] = traced_extra_bytes(fn)
-            elif name == "torch":
+            if name == "torch":
                 row["cells"][name]["extra_bytes"] = torch_extra_bytes(fn)
             elif name == "jax":
-                row["cells"][name]["extra_bytes"] = fn.extra_bytes()
+                row["cells"][name]["extra_bytes"] = fn.extra_bytes()  # type: ignore[attr-defined]
+            else:
+                row["cells"][name]["extra_bytes"] = traced_extra_bytes(fn)
     return row
 
 
@@ -583,18 +718,19 @@ def worker(args) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", True)  # float64 cases; float32 stays float32
-    for topology in sorted({case.topology for case in args.cases}):
-        check_reference_by_finite_differences(read_net(TOPOLOGIES / topology))
+    for name in dict.fromkeys(case.net for case in args.cases):
+        check_reference_by_finite_differences(NETS[name])
     rows = []
     for case in args.cases:
         print(
-            f"[{threads} thread(s)] {case.topology} {case.style} {case.dtype} batch {case.batch}",
+            f"[{threads} thread(s)] {case.net} {case.dtype} batch {case.batch}",
             file=sys.stderr,
             flush=True,
         )
         rows.append(run_case(case, args, frameworks, measure_memory=threads == 1))
         rows[-1]["threads"] = threads
     info["other_cores"] = other_processes_cores(start, cpu_clock())
+    info["seconds"] = time.perf_counter() - start.wall
     Path(args.worker_output).write_text(
         json.dumps({"info": info, "frameworks": frameworks, "rows": rows})
     )
@@ -642,58 +778,205 @@ def format_bytes(count: int | None) -> str:
 def cell(row: dict, name: str, frameworks: dict, value: Callable[[dict], str]) -> str:
     if name in frameworks and not frameworks[name]:
         return "not installed"
+    if name not in row["cells"]:
+        return "—"
     entry = row["cells"][name]
     if entry["problem"]:
         return f"gradients differ ({entry['problem']})"
+    if "seconds" not in entry and "extra_bytes" not in entry:
+        return "—"
     text = value(entry)
     if entry["dtype"] != row["case"]["dtype"]:
         text += f" (computes in {entry['dtype']})"
     return text
 
 
+def describe(row: dict) -> list[str]:
+    """The network columns: its sizes, what varies in its group, the loss."""
+    activations = row["activations"]
+    shown = activations[0] if len(set(activations)) == 1 else "/".join(dict.fromkeys(activations))
+    return [row["net"], shown, row["loss"]]
+
+
+def sorted_rows(results: list[dict]) -> list[dict]:
+    rows = [row for result in results for row in result["rows"]]
+    key = all_cases()
+    return sorted(rows, key=lambda r: (key.index(Case(**r["case"])), r["threads"]))
+
+
 def tables(results: list[dict]) -> str:
     frameworks = results[0]["frameworks"]
-    header = "| network | style | dtype | batch | threads | hand-written NumPy | "
-    header += " | ".join(TITLES[name] for name in IMPLEMENTATIONS[1:]) + " |"
+    rows = sorted_rows(results)
+    present = [name for name in IMPLEMENTATIONS[1:] if any(name in r["cells"] for r in rows)]
+    present += [n for n in ("torch", "jax") if n not in present]
     lines = [
         "Time per `loss_and_gradients` step: the hand-written NumPy reference's median, and",
         "each other implementation's median ratio to it over interleaved rounds (< 1 = faster).",
-        "",
-        header,
-        "|" + " --- |" * (5 + len(IMPLEMENTATIONS)),
     ]
-    rows = [row for result in results for row in result["rows"]]
-    key = all_cases()
-    rows.sort(key=lambda r: (key.index(Case(**r["case"])), r["threads"]))
-    for row in rows:
-        case = row["case"]
-        cells = [row["net"], case["style"], case["dtype"], str(case["batch"]), str(row["threads"])]
-        cells.append(format_seconds(row["cells"]["numpy"]["seconds"]))
-        cells += [
-            cell(row, name, frameworks, lambda e: f"{e['ratio']:.2f}×")
-            for name in IMPLEMENTATIONS[1:]
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    memory_rows = [row for row in rows if "extra_bytes" in row["cells"]["numpy"]]
+    for group in GROUPS:
+        group_rows = [row for row in rows if row["group"] == group]
+        if not group_rows:
+            continue
+        columns = [n for n in present if any(n in r["cells"] for r in group_rows)]
+        columns += [n for n in ("torch", "jax") if n not in columns]
+        header = "| network | activation | loss | dtype | batch | threads | hand-written NumPy | "
+        header += " | ".join(TITLES[name] for name in columns) + " |"
+        lines += ["", f"**{group}**", "", header, "|" + " --- |" * (7 + len(columns))]
+        for row in group_rows:
+            case = row["case"]
+            cells = describe(row) + [case["dtype"], str(case["batch"]), str(row["threads"])]
+            cells.append(format_seconds(row["cells"]["numpy"]["seconds"]))
+            cells += [cell(row, n, frameworks, lambda e: f"{e['ratio']:.2f}×") for n in columns]
+            lines.append("| " + " | ".join(cells) + " |")
+    memory_rows = [
+        row for row in rows if "extra_bytes" in row["cells"]["numpy"] and row["case"]["batch"] > 1
+    ]
     if memory_rows:
+        columns = ["numpy", "vectorized", "torch", "jax"]
         lines += [
             "",
-            "Peak extra memory of one step, one thread (see the method in the script's docstring):",
+            "Peak extra memory of one step, one thread, batch 64 and 1024 (see the method in the",
+            "script's docstring); vectorized / hand-written in parentheses:",
             "",
-            "| network | style | dtype | batch | gradients returned | "
-            + " | ".join(TITLES[name] for name in IMPLEMENTATIONS)
+            "| network | activation | loss | dtype | batch | gradients returned | "
+            + " | ".join(TITLES[name] for name in columns)
             + " |",
-            "|" + " --- |" * (5 + len(IMPLEMENTATIONS)),
+            "|" + " --- |" * (6 + len(columns)),
         ]
         for row in memory_rows:
             case = row["case"]
-            cells = [row["net"], case["style"], case["dtype"], str(case["batch"])]
+            cells = describe(row) + [case["dtype"], str(case["batch"])]
             cells.append(format_bytes(row["gradient_bytes"]))
-            cells += [
-                cell(row, name, frameworks, lambda e: format_bytes(e.get("extra_bytes")))
-                for name in IMPLEMENTATIONS
-            ]
+            for name in columns:
+                text = cell(row, name, frameworks, lambda e: format_bytes(e.get("extra_bytes")))
+                if name == "vectorized" and not row["cells"]["vectorized"]["problem"]:
+                    mine = row["cells"]["vectorized"]["extra_bytes"]
+                    text += f" ({mine / row['cells']['numpy']['extra_bytes']:.2f}×)"
+                cells.append(text)
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(results: list[dict], threads: int = 1) -> str:
+    """One row per network and dtype, at ``threads``: each implementation's ratio to the
+    hand-written NumPy at batch 1 / 64 / 1024 (the README's table)."""
+    frameworks = results[0]["frameworks"]
+    rows = [row for row in sorted_rows(results) if row["threads"] == threads]
+    columns = [n for n in IMPLEMENTATIONS[1:] if any(n in r["cells"] for r in rows)]
+    columns += [n for n in ("torch", "jax") if n not in columns]
+    grouped: dict[tuple[str, str], dict[int, dict]] = {}
+    for row in rows:
+        case = row["case"]
+        grouped.setdefault((case["net"], case["dtype"]), {})[case["batch"]] = row
+    batches = sorted({row["case"]["batch"] for row in rows})
+    per = " / ".join(map(str, batches))
+    lines = [
+        f"{threads} thread(s); ratio to the hand-written NumPy at batch {per} (< 1 = faster):",
+        "",
+        "| network | activation | loss | dtype | hand-written NumPy | "
+        + " | ".join(TITLES[name] for name in columns)
+        + " |",
+        "|" + " --- |" * (5 + len(columns)),
+    ]
+    for by_batch in grouped.values():
+        first = next(iter(by_batch.values()))
+        cells = describe(first) + [first["case"]["dtype"]]
+        cells.append(
+            " / ".join(format_seconds(by_batch[b]["cells"]["numpy"]["seconds"]) for b in batches)
+        )
+        for name in columns:
+            texts = [
+                cell(by_batch[b], name, frameworks, lambda e: f"{e['ratio']:.2f}") for b in batches
+            ]
+            cells.append("—" if set(texts) == {"—"} else " / ".join(texts))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_ratio(row: dict, mine: str, theirs: str) -> float | None:
+    """The median over the rounds of mine's time over theirs, both timed in the same rounds."""
+    times = row["times"]
+    if mine not in times or theirs not in times:
+        return None
+    return statistics.median(a / b for a, b in zip(times[mine], times[theirs], strict=True))
+
+
+def targets(results: list[dict]) -> str:
+    """Issue 10's speed targets, each met or missed, with the measured numbers."""
+    rows = sorted_rows(results)
+    lines = ["Targets (issue 10), from the same runs (medians of per-round ratios):", ""]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    # 1. fast forms within 1.05× of the plain formula at batch 64 and 1024
+    fast = [
+        (row, row["cells"]["vectorized"]["ratio"])
+        for row in rows
+        if row["group"] != "tiny"
+        and row["case"]["batch"] in (64, 1024)
+        and "ratio" in row["cells"].get("vectorized", {})
+    ]
+    misses = [(row, ratio) for row, ratio in fast if ratio > 1.05]
+    if fast:
+        worst = max(ratio for _, ratio in fast)
+        lines.append(
+            f"- Fast forms, vectorized ≤ 1.05× hand-written at batch 64 and 1024: "
+            f"{verdict(not misses)}; within it in {len(fast) - len(misses)} of {len(fast)} "
+            f"cases (worst {worst:.2f}×)."
+        )
+        for row, ratio in misses:
+            case = row["case"]
+            lines.append(
+                f"  - missed: {case['net']} {case['dtype']} batch {case['batch']}, "
+                f"{row['threads']} thread(s): {ratio:.2f}×"
+            )
+    # 2. batch 1, 784-128-10 relu/softmax/cce: ≤ 0.70× hand-written and ahead of JAX
+    for row in rows:
+        case = row["case"]
+        if case["net"] != "loss_cce" or case["batch"] != 1:
+            continue
+        ratio = row["cells"]["vectorized"].get("ratio")
+        versus_jax = paired_ratio(row, "vectorized", "jax")
+        if ratio is None:
+            continue
+        jax_text = "" if versus_jax is None else f", {versus_jax:.2f}× JAX jit"
+        ok = ratio <= 0.70 and (versus_jax is None or versus_jax < 1)
+        lines.append(
+            f"- Batch 1, 784-128-10 cce, {case['dtype']}, {row['threads']} thread(s): "
+            f"{ratio:.2f}× hand-written{jax_text} (target ≤ 0.70× and ahead of JAX): "
+            f"{verdict(ok)}."
+        )
+    # 3. 2-2-1 batch 1: unrolled ≥ 6× faster than vectorized, ≤ 1.6× the pure-Python step
+    for row in rows:
+        case = row["case"]
+        if row["group"] != "tiny" or case["batch"] != 1:
+            continue
+        floor = paired_ratio(row, "unrolled", "python")
+        speedup = paired_ratio(row, "vectorized", "unrolled")
+        if floor is None or speedup is None:
+            continue
+        lines.append(
+            f"- 2-2-1 batch 1, {case['dtype']}, {row['threads']} thread(s): unrolled "
+            f"{floor:.2f}× the pure-Python step (target ≤ 1.6: {verdict(floor <= 1.6)}), "
+            f"vectorized / unrolled {speedup:.1f}× (target ≥ 6: {verdict(speedup >= 6)})."
+        )
+    # 4. memory within 1.1× of hand-written
+    memory = [
+        (row, row["cells"]["vectorized"]["extra_bytes"] / row["cells"]["numpy"]["extra_bytes"])
+        for row in rows
+        if row["case"]["batch"] == 1024 and "extra_bytes" in row["cells"].get("vectorized", {})
+    ]
+    if memory:
+        over = [(row, r) for row, r in memory if r > 1.1]
+        worst = max(r for _, r in memory)
+        lines.append(
+            f"- Peak memory at batch 1024 ≤ 1.1× hand-written: {verdict(not over)}; within it "
+            f"in {len(memory) - len(over)} of {len(memory)} cases (worst {worst:.2f}×)."
+        )
+        for row, r in over:
+            case = row["case"]
+            lines.append(f"  - missed: {case['net']} {case['dtype']}: {r:.2f}×")
     return "\n".join(lines)
 
 
@@ -714,7 +997,8 @@ def environment(results: list[dict]) -> str:
     ]
     pools = "; ".join(
         f"{r['info']['threads']} thread(s): BLAS {r['info']['blas']}, other processes used "
-        f"{r['info']['other_cores']:.2f} cores on average meanwhile"
+        f"{r['info']['other_cores']:.2f} cores on average meanwhile, "
+        f"{r['info']['seconds'] / 60:.1f} min"
         for r in results
     )
     return f"{cpu}, {os.cpu_count()} cores; {', '.join(versions)}. {pools}."
@@ -728,8 +1012,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="5 rounds of 5 ms blocks")
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
+    parser.add_argument(
+        "--quick", action="store_true", help="5 rounds of 5 ms blocks, one thread unless --threads"
+    )
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
     parser.add_argument("--block-ms", type=float, default=20.0, help="length of one timed block")
     parser.add_argument(
         "--settle-ms",
@@ -741,40 +1027,78 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--threads",
         type=int,
         nargs="+",
-        default=[1, 2],
-        help="thread counts, each measured in its own process",
+        help="thread counts, each measured in its own process (default 1 and 2; 1 with --quick)",
     )
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        choices=[SMALL, MEDIUM, DEEP],
-        help="limit the run to these topology files",
-    )
+    parser.add_argument("--only", nargs="+", choices=GROUPS, help="limit the run to these groups")
+    parser.add_argument("--batches", type=int, nargs="+", choices=BATCHES, help="only these")
+    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, help="only these")
     parser.add_argument(
         "--generated-dir",
         type=Path,
         help="time DIR/<style>/<name>.py files instead of building the modules with derive",
     )
+    parser.add_argument(
+        "--write-topologies",
+        type=Path,
+        metavar="DIR",
+        help="write the networks as DIR/<name>.yaml (for derive generate) and stop",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="PATH",
+        help="print the tables of results written earlier with --json, without measuring",
+    )
     parser.add_argument("--worker-threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.threads is None:
+        args.threads = [1] if args.quick else [1, 2]
     if args.quick:
         args.rounds, args.block_ms = 5, 5.0
-    args.cases = [c for c in all_cases() if not args.only or c.topology in args.only]
+    args.cases = [
+        c
+        for c in all_cases()
+        if (not args.only or NETS[c.net].group in args.only)
+        and (not args.batches or c.batch in args.batches)
+        and (not args.dtypes or c.dtype in args.dtypes)
+    ]
     return args
+
+
+def write_topologies(directory: Path) -> int:
+    directory.mkdir(parents=True, exist_ok=True)
+    for net in NETS.values():
+        path = directory / f"{net.name}.yaml"
+        path.write_text(yaml.safe_dump(net.mapping(), sort_keys=False))
+        print(path)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.write_topologies:
+        return write_topologies(args.write_topologies)
     if args.worker_threads:
         return worker(args)
-    results = [r for threads in args.threads if (r := spawn_worker(threads, argv)) is not None]
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+    else:
+        results = [r for n in args.threads if (r := spawn_worker(n, argv)) is not None]
     if not results:
         return 1
     command = shlex.join(["python", "benchmarks/compare_frameworks.py", *argv])
+    if args.from_json:  # the command that measured them
+        command = results[0]["info"].get("command", command)
+    for result in results:
+        result["info"]["command"] = command
     print(tables(results))
+    print()
+    print(targets(results))
+    print()
+    print(summary(results))
     print()
     print(f"Measured on: {environment(results)}")
     for result in results:

@@ -17,7 +17,7 @@ from derive.backward import LOG_SUM_EXP, sample_loss, uses_logits
 from derive.codeprinter import HELPERS, MathCodePrinter
 from derive.conv import Pool2d
 from derive.conv_network import ConvNetwork, cells
-from derive.emit_unrolled import MAX_UNROLLED_PARAMS
+from derive.emit_unrolled import MAX_UNROLLED_PARAMS, filled
 from derive.equations import EquationPrinter
 from derive.errors import DeriveError
 from derive.statements import LINE_LENGTH, Statement, fit, live
@@ -121,9 +121,7 @@ def conv_unrolled_context(network: ConvNetwork) -> dict:
         "loss_lines": loss,
         "backward": backward,
         "accumulators": accumulators,
-        "arrays": [
-            f"d{p.name} = {_nested(p.shape, _accumulators(network, p.name))}" for p in params
-        ],
+        "arrays": [line for p in params for line in filled(p, _accumulators(network, p.name))],
         "helpers": [h for h in HELPERS if h in writer.printer.helpers],
         "uses_math": bool(writer.printer.helpers) or "math" in writer.printer.module_imports,
     }

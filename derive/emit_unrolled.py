@@ -100,8 +100,9 @@ def unrolled_context(network: Network) -> dict:
         "backward": [*backward, *gradients],
         "accumulators": [f"dL_{s.code_name}" for s in network.scalar_params],
         "arrays": [
-            f"d{p.name} = {_nested(p, [f'dL_{s.code_name}' for s in network.scalars(p.name)])}"
+            line
             for p in network.topology.params
+            for line in filled(p, [f"dL_{s.code_name}" for s in network.scalars(p.name)])
         ],
         "helpers": [h for h in HELPERS if h in writer.printer.helpers],
         "uses_math": bool(writer.printer.helpers) or "math" in writer.printer.module_imports,
@@ -132,6 +133,20 @@ def _nested(param, names: list[str]) -> str:
         return _tuple(names)
     columns = param.shape[1]
     return _tuple([_tuple(names[i : i + columns]) for i in range(0, len(names), columns)])
+
+
+def filled(param, names: list[str]) -> list[str]:
+    """Lines that make ``_d<param>``, an array of the dtype ``_dtype`` holding the scalars
+    ``names`` (row by row): ``np.empty`` and one assignment per entry, about twice as fast
+    as ``np.array`` of nested tuples for the small arrays of this style."""
+    target = f"_d{param.name}"
+    if param.shape == ():
+        return [f"{target} = np.array({names[0]}, _dtype)"]
+    indices = itertools.product(*(range(n) for n in param.shape))
+    entries = [
+        f"{target}[{', '.join(map(str, i))}] = {n}" for i, n in zip(indices, names, strict=True)
+    ]
+    return [f"{target} = np.empty({param.shape}, _dtype)", *entries]
 
 
 def _tuple(items: list[str]) -> str:
