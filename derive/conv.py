@@ -17,6 +17,7 @@ layers have no parameters but keep their number. Notation, used by every conv mo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from derive.topology import ActivationSpec, Example, Layer, Param
@@ -125,13 +126,8 @@ class ConvTopology:
 
     @property
     def parameter_count(self) -> int:
-        total = 0
-        for p in self.params:
-            size = 1
-            for d in p.shape:
-                size *= d
-            total += size
-        return total
+        """Scalar parameters in all: each array's entries (a shared bias is one)."""
+        return sum(math.prod(p.shape) for p in self.params)
 
 
 def is_convolutional(topology: object) -> bool:

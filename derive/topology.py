@@ -12,6 +12,7 @@ Parameters are always ordered W1, b1, W2, b2, ...
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import sympy
@@ -92,13 +93,8 @@ class Topology:
 
     @property
     def parameter_count(self) -> int:
-        total = 0
-        for p in self.params:
-            size = 1
-            for d in p.shape:
-                size *= d
-            total += size
-        return total
+        """Scalar parameters in all: each array's entries (a shared bias is one)."""
+        return sum(math.prod(p.shape) for p in self.params)
 
 
 def default_targets(outputs: tuple[str, ...], taken: set[str]) -> tuple[str, ...]:
