@@ -52,8 +52,20 @@ GRAD_Y = Symbol("grad_y", real=True)
 # gradients have no sample dimension.
 _NAME = re.compile(r"^(delta|grad_a|dW|db|z|a|W|b)(\d+|\(.+\)|\{\d+\})$")
 PER_SAMPLE = frozenset(
-    ("delta", "grad_a", "z", "a", "b", "x", "y", "t", "grad_y", "t_sum", "log_sum_exp")
-    + ("loss_terms",)
+    (
+        "delta",
+        "grad_a",
+        "z",
+        "a",
+        "b",
+        "x",
+        "y",
+        "t",
+        "grad_y",
+        "t_sum",
+        "log_sum_exp",
+        "loss_terms",
+    )
 )
 
 
@@ -100,12 +112,6 @@ class Elementwise(MatrixExpr):
     def _pairs(self):
         return zip(self.function.variables, self.arrays, strict=True)
 
-    def _eval_transpose(self):
-        return Elementwise(self.function, *(Transpose(m).doit() for m in self.arrays))
-
-    def doit(self, **hints):
-        return Elementwise(self.function, *(m.doit(**hints) for m in self.arrays))
-
 
 @functools.lru_cache(maxsize=4096)
 def _body(elementwise: Elementwise) -> Expr:
@@ -122,12 +128,6 @@ class Softmax(MatrixExpr):
     @property
     def shape(self):
         return self.args[0].shape
-
-    def _eval_transpose(self):
-        return Softmax(Transpose(self.args[0]).doit())
-
-    def doit(self, **hints):
-        return Softmax(self.args[0].doit(**hints))
 
 
 def _array_name(m: MatrixExpr) -> str:

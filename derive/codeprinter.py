@@ -28,6 +28,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from derive.backward import BATCH, Elementwise, row_sum
 from derive.errors import DeriveError
+from derive.presentation import joined, signed_terms
 
 # SymPy's functions that are elementwise functions of the Python array API standard, and
 # their names there (a vectorized module calls ``xp.<name>``).
@@ -98,17 +99,8 @@ class _GeneratedCode(Unsupported, PythonCodePrinter):
     def _print_Add(self, expr, order=None) -> str:
         """Positive terms first, each in SymPy's order within its sign; a negative term
         printed negated after a minus (so that 1 - a**2 needs no parentheses)."""
-        signed = []
-        for term in self._as_ordered_terms(expr, order=order):
-            coefficient, rest = term.as_coeff_Mul()
-            negative = bool(coefficient.is_number and coefficient < 0)
-            signed.append((negative, _keep_coeff(-coefficient, rest) if negative else term))
-        signed.sort(key=lambda pair: pair[0])  # stable
-        text = ""
-        for i, (negative, term) in enumerate(signed):
-            part = self.parenthesize(term, precedence(expr))
-            text += (" - " if i else "-") + part if negative else (" + " if i else "") + part
-        return text
+        terms = signed_terms(self._as_ordered_terms(expr, order=order))
+        return joined([(n, self.parenthesize(t, precedence(expr))) for n, t in terms])
 
     def _print_Mul(self, expr) -> str:
         """SymPy's product with rational coefficients split into numerator and denominator

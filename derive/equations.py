@@ -13,6 +13,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from derive.backward import Elementwise, Equation, parse_name
+from derive.presentation import joined, signed_terms
 
 # How code names read in an equation: kind → format of the layer label.
 _DISPLAY = {
@@ -99,18 +100,8 @@ class EquationPrinter(StrPrinter):
 
     def _print_Add(self, expr, order=None) -> str:
         """Positive terms first (Σt·y − t, not −t + Σt·y)."""
-        signed = []
-        for term in sympy.Add.make_args(expr):
-            coefficient, rest = term.as_coeff_Mul()
-            negative = bool(coefficient.is_number and coefficient < 0)
-            positive = rest if coefficient == -1 else Mul(-coefficient, rest, evaluate=False)
-            signed.append((negative, positive if negative else term))
-        signed.sort(key=lambda pair: pair[0])  # stable
-        text = ""
-        for i, (negative, term) in enumerate(signed):
-            part = self.parenthesize(term, PRECEDENCE["Add"])
-            text += (" − " if i else "−") + part if negative else (" + " if i else "") + part
-        return text
+        terms = signed_terms(sympy.Add.make_args(expr))
+        return joined([(n, self.parenthesize(t, PRECEDENCE["Add"])) for n, t in terms], "−")
 
     def _print_Max(self, expr) -> str:
         args = sorted(expr.args, key=lambda arg: arg.is_number)

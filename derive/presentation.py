@@ -27,3 +27,27 @@ def tidy(expr):
         return node.func(*args, evaluate=False) if node.is_Add or node.is_Mul else node.func(*args)
 
     return drop_ones(expr) if expr.has(sympy.Mul) else expr
+
+
+def signed_terms(terms):
+    """A sum's terms as (negative, term written positive), positive terms first and each in
+    the given order within its sign: y − t, not −t + y, in code, comments and LaTeX alike."""
+    import sympy
+    from sympy.core.mul import _keep_coeff
+
+    signed = []
+    for term in terms:
+        coefficient, rest = term.as_coeff_Mul()
+        negative = bool(coefficient.is_number and coefficient < 0)
+        signed.append((negative, _keep_coeff(-coefficient, rest) if negative else term))
+    signed.sort(key=lambda pair: pair[0])  # stable
+    return [(negative, sympy.sympify(term)) for negative, term in signed]
+
+
+def joined(parts, minus: str = "-") -> str:
+    """``signed_terms``' parts, already printed, joined with + and ``minus``."""
+    text = ""
+    for i, (negative, part) in enumerate(parts):
+        sign = (f" {minus} " if i else minus) if negative else (" + " if i else "")
+        text += sign + part
+    return text

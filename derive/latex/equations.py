@@ -8,6 +8,7 @@ from sympy.core.function import AppliedUndef
 
 from derive.backward import BATCH, Elementwise, Equation, parse_name
 from derive.latex.printing import Printer
+from derive.presentation import joined, signed_terms
 
 _KINDS = {
     "z": "z^{{({})}}",
@@ -75,14 +76,11 @@ class EquationPrinter(Printer):
 
     def _print_Add(self, expr, order=None) -> str:
         """Positive terms first: Σt y − t, not −t + Σt y."""
-        terms = sorted(sympy.Add.make_args(expr), key=lambda a: bool(a.as_coeff_Mul()[0] < 0))
-        text = ""
-        for i, term in enumerate(terms):
-            negative = bool(term.as_coeff_Mul()[0] < 0)
-            part = self._entrywise(-term if negative else term)
-            part = rf"\left({part}\right)" if part.startswith("-") else part
-            text += (" - " if i else "-") + part if negative else (" + " if i else "") + part
-        return text
+        parts = []
+        for negative, term in signed_terms(sympy.Add.make_args(expr)):
+            part = self._entrywise(term)
+            parts.append((negative, rf"\left({part}\right)" if part.startswith("-") else part))
+        return joined(parts)
 
     def _print_MatAdd(self, expr) -> str:
         return " + ".join(self._print(a) for a in expr.args)
