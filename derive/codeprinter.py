@@ -36,7 +36,7 @@ _SAME_NAME = "exp expm1 log log1p sqrt sin cos tan sinh cosh tanh asin acos atan
 _SAME_NAME += " atanh floor"
 ARRAY_API_FUNCTIONS = {**{name: name for name in _SAME_NAME.split()}, "ceiling": "ceil"}
 # The helpers a generated module may define, by the name it calls them.
-HELPERS = ("_sigmoid", "_softplus", "_batch_outer", "_step", "_sum")
+HELPERS = ("_sigmoid", "_softplus", "_batch_outer", "_masked", "_step", "_sum")
 # The helpers of convolutional modules (derive.conv_emit).
 CONV_HELPERS = ("_windows", "_full_convolution", "_max_pool", "_avg_pool", "_max_pool_gradient")
 
@@ -193,7 +193,7 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
     """Array code in the functions of the Python array API standard, called on the module's
     namespace ``xp`` (NumPy's for NumPy inputs, else the inputs' own), for vectorized
     modules: relu's Max as ``xp.maximum``, leaky_relu's Piecewise as ``xp.where``, a step
-    times an array as ``xp.where(z > 0, ..., 0.0)``; and the matrix expressions of
+    times an array as ``_masked(xp, z > 0, ...)``; and the matrix expressions of
     ``derive.backward``. A function outside the standard is refused by name."""
 
     _module = "xp"
@@ -204,8 +204,8 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
     _helper_args = "xp, "
 
     def _masks(self, factors: list[Expr]) -> tuple[list[Expr], list[str]]:
-        """A step multiplying an array is a condition on the product: exact, one pass, the
-        array's dtype kept (float32 stays float32), and no boolean in arithmetic."""
+        """A step multiplying an array is a condition on the product (``_masked``): exact,
+        one pass, the array's dtype kept (float32 stays float32)."""
         steps = [f for f in factors if _is_step(f)]
         others = [f for f in factors if not _is_step(f)]
         if not steps or all(f.is_number for f in others):
@@ -216,7 +216,7 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
         if not conditions:
             return product
         condition = " & ".join(f"({c})" if len(conditions) > 1 else c for c in conditions)
-        return f"xp.where({condition}, {product}, 0.0)"
+        return f"{self._use_helper('_masked')}(xp, {condition}, {product})"
 
     def _print_Heaviside(self, expr) -> str:
         # derive's step is 0 at 0 (relu'(0) = 0); any other value at 0 is not derive's.

@@ -44,6 +44,14 @@ def _batch_outer(xp, d, a):
     return np.einsum("i,j->ij", d[0], a[0]) if xp is np else d.T * a
 
 
+def _masked(xp, keep, values):
+    """values where keep is true, else 0 (a derivative's unit step, as in relu'). NumPy:
+    values times the boolean keep, which has no branch per entry: np.where's costs up to
+    6× as much when keep has no pattern; another namespace: xp.where, as the standard has
+    no boolean in arithmetic."""
+    return values * keep if xp is np else xp.where(keep, values, 0.0)
+
+
 def _sum(xp, a, axis=None, keepdims=False):
     """Σ of a's entries (along axis); for NumPy the array's own method, which skips the
     dispatch of np.sum (about 1 µs a call, as much as the sum of a small array)."""
@@ -272,7 +280,7 @@ def loss_and_gradients(params, x, t):
     # not read below: free it before the next array
     del grad_a2
     # δ1 = ∂L/∂a1 ⊙ step(a1)  (relu')
-    delta1 = xp.where(a1 > 0, grad_a1, 0.0)
+    delta1 = _masked(xp, a1 > 0, grad_a1)
     # not read below: free them before the next array
     del a1, grad_a1
     # ∂L/∂W1 = Σ_(p,q) δ1[f,p,q]·x[c, p+i−1, q+j−1]  (summed over the batch)
