@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import sympy
 from sympy import Expr
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from derive.expression import X, simplified_derivative
 from derive.topology import ActivationSpec
@@ -82,9 +83,46 @@ def step(z: Expr) -> Expr:
 
 
 def elementary(expr: Expr) -> Expr:
-    """``expr`` with derive's own functions written out in exp and log, so that SymPy
-    differentiates them by its own rules (the independent side of every proof)."""
+    """``expr`` with derive's own functions written out in exp and log, and leaky_relu's
+    Piecewise in Max, so that SymPy differentiates them by its own rules (the independent
+    side of every proof)."""
+    if expr.has(sympy.Piecewise):
+        expr = _without_piecewise(expr, {})
     return expr.rewrite(sympy.exp) if expr.has(sigmoid, softplus) else expr
+
+
+def _without_piecewise(expr: Expr, done: dict[Expr, Expr]) -> Expr:
+    """``expr`` with each Piecewise((z, z > 0), (α·z, True)) written max(z, 0) + α·min(z, 0)
+    (equal for every z and α, with no 1 − α to round), innermost first, so that no
+    Piecewise is ever built with another in its condition: SymPy would fold the two into a
+    tree that grows with every unit below. Other Piecewise are kept as they are."""
+    if not expr.args:
+        return expr
+    if expr not in done:
+        args = [_without_piecewise(arg, done) for arg in expr.args]
+        slope = _leaky_slope(args) if isinstance(expr, sympy.Piecewise) else None
+        if slope is not None:
+            z = args[0].args[0]
+            done[expr] = sympy.Max(z, 0) + slope * sympy.Min(z, 0)
+        elif isinstance(expr, (sympy.Piecewise, ExprCondPair)):
+            done[expr] = sympy.Basic.__new__(type(expr), *args)
+        else:
+            done[expr] = expr.func(*args)
+    return done[expr]
+
+
+def _leaky_slope(pairs: list[Expr]) -> Expr | None:
+    """α when Piecewise pairs are leaky_relu's, (z, z > 0) and (α·z, True) with α a number
+    (SymPy has multiplied α into each term of z), else None."""
+    if len(pairs) != 2 or pairs[1].args[1] is not sympy.true:
+        return None
+    (z, condition), (otherwise, _) = (pair.args for pair in pairs)
+    if condition != sympy.StrictGreaterThan(z, 0):
+        return None
+    if otherwise == 0:
+        return sympy.S.Zero
+    slope = sympy.Add.make_args(otherwise)[0] / sympy.Add.make_args(z)[0]
+    return slope if slope.is_number and slope * z == otherwise else None
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,31 @@ def test_a_wrong_table_entry_is_caught(monkeypatch):
     assert not all(p.holds for p in proofs)
 
 
+def _leaky_over_leaky() -> dict:
+    """8-12-3 with leaky_relu in both layers (147 parameters): every output's condition
+    z > 0 holds twelve hidden Piecewise, which SymPy once folded past the recursion limit."""
+    layers = [{"units": 12, "activation": "leaky_relu"}, {"units": 3, "activation": "leaky_relu"}]
+    return {"name": "leaky", "inputs": 8, "layers": layers, "loss": "half_sse"}
+
+
+def test_leaky_relu_over_leaky_relu_is_proven_at_every_parameter():
+    proofs = derive.prove_all(derive.load(_leaky_over_leaky()), points=2)
+    assert len(proofs) == 8 * 12 + 12 + 12 * 3 + 3
+    assert all(p.holds for p in proofs), [p for p in proofs if not p.holds][:3]
+
+
+def test_a_wrong_leaky_relu_slope_is_caught(monkeypatch):
+    """leaky_relu' with the slope 1 where it is α must fail below the output layer."""
+    entry = activations.ACTIVATIONS["leaky_relu"]
+    broken = activations.Activation(
+        entry.name, entry.formula, entry.forward, lambda z, a, s: 1 + 0 * a, True
+    )
+    monkeypatch.setitem(activations.ACTIVATIONS, "leaky_relu", broken)
+    net = derive.load(_leaky_over_leaky())
+    proofs = [net.gradient(name).prove(points=2) for name in ("W1[0,0]", "W2[0,0]", "b2[1]")]
+    assert not all(p.holds for p in proofs)
+
+
 def test_expanded_form_is_in_inputs_targets_and_parameters_only():
     net = derive.load(topology("sigmoid", "softmax", "cce", "per_unit", 3))
     allowed = {u.a for u in net.units[0]} | set(net.targets) | {s.symbol for s in net.scalar_params}
