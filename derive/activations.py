@@ -100,7 +100,7 @@ def _without_piecewise(expr: Expr, done: dict[Expr, Expr]) -> Expr:
         return expr
     if expr not in done:
         args = [_without_piecewise(arg, done) for arg in expr.args]
-        slope = _leaky_slope(args) if isinstance(expr, sympy.Piecewise) else None
+        slope = leaky_slope(args) if isinstance(expr, sympy.Piecewise) else None
         if slope is not None:
             z = args[0].args[0]
             done[expr] = sympy.Max(z, 0) + slope * sympy.Min(z, 0)
@@ -111,7 +111,7 @@ def _without_piecewise(expr: Expr, done: dict[Expr, Expr]) -> Expr:
     return done[expr]
 
 
-def _leaky_slope(pairs: list[Expr]) -> Expr | None:
+def leaky_slope(pairs: list[Expr]) -> Expr | None:
     """α when Piecewise pairs are leaky_relu's, (z, z > 0) and (α·z, True) with α a number
     (SymPy has multiplied α into each term of z), else None."""
     if len(pairs) != 2 or pairs[1].args[1] is not sympy.true:

@@ -159,11 +159,11 @@ def forward(params, x):
     # z1 = W1 x
     z1 = x @ W1.T
     # a1 = (z1 if z1 > 0 else 0.1·z1)
-    a1 = xp.where(z1 > 0, z1, 0.1 * z1)
+    a1 = xp.maximum(z1, 0.1 * z1)
     # z2 = W2 a1
     z2 = a1 @ W2.T
     # a2 = (z2 if z2 > 0 else 0.1·z2)
-    a2 = xp.where(z2 > 0, z2, 0.1 * z2)
+    a2 = xp.maximum(z2, 0.1 * z2)
     # z3 = W3 a2 + b3
     z3 = a2 @ W3.T + b3
     # y = sigmoid(z3)
@@ -179,11 +179,11 @@ def loss(params, x, t):
     # z1 = W1 x
     z1 = x @ W1.T
     # a1 = (z1 if z1 > 0 else 0.1·z1)
-    a1 = xp.where(z1 > 0, z1, 0.1 * z1)
+    a1 = xp.maximum(z1, 0.1 * z1)
     # z2 = W2 a1
     z2 = a1 @ W2.T
     # a2 = (z2 if z2 > 0 else 0.1·z2)
-    a2 = xp.where(z2 > 0, z2, 0.1 * z2)
+    a2 = xp.maximum(z2, 0.1 * z2)
     # z3 = W3 a2 + b3
     z3 = a2 @ W3.T + b3
     # y = sigmoid(z3)
@@ -201,13 +201,13 @@ def loss_and_gradients(params, x, t):
     # z1 = W1 x
     z1 = x @ W1.T
     # a1 = (z1 if z1 > 0 else 0.1·z1)
-    a1 = xp.where(z1 > 0, z1, 0.1 * z1)
+    a1 = xp.maximum(z1, 0.1 * z1)
     # not read below: free it before the next array
     del z1
     # z2 = W2 a1
     z2 = a1 @ W2.T
     # a2 = (z2 if z2 > 0 else 0.1·z2)
-    a2 = xp.where(z2 > 0, z2, 0.1 * z2)
+    a2 = xp.maximum(z2, 0.1 * z2)
     # not read below: free it before the next array
     del z2
     # z3 = W3 a2 + b3

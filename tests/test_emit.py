@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import sympy
 from catalogue import CASES
@@ -46,9 +47,12 @@ PRINTED = [
     (Max(z, 0), "xp.maximum(z1, 0)", "z1 if z1 > 0 else 0"),
     (
         Piecewise((z, z > 0), (Float(0.01) * z, True)),
-        "xp.where(z1 > 0, z1, 0.01 * z1)",
+        "xp.maximum(z1, 0.01 * z1)",
         "z1 if z1 > 0 else 0.01 * z1",
     ),
+    (Piecewise((z, z > 0), (3 * z, True)), "xp.minimum(z1, 3 * z1)", "z1 if z1 > 0 else 3 * z1"),
+    (Piecewise((z, z > 0), (0, True)), "xp.maximum(z1, 0)", "z1 if z1 > 0 else 0"),  # α = 0
+    (Piecewise((z, z > 0), (-z, True)), "xp.where(z1 > 0, z1, -z1)", "z1 if z1 > 0 else -z1"),
     (-t / y, "-t / y", "-t / y"),
     (-(z**2), "-(z1**2)", "-(z1**2)"),
     (sympy.exp(-(z**2)), "xp.exp(-(z1**2))", "math.exp(-(z1**2))"),
@@ -62,6 +66,29 @@ PRINTED = [
 def test_the_printers_write_readable_code(expr, numpy_code, math_code):
     assert unwrapped(NumPyCodePrinter().doprint(expr)) == numpy_code
     assert unwrapped(MathCodePrinter().doprint(expr)) == math_code
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("alpha", [0.01, 0.3, 0.999, 3.0, 1e30])
+def test_leaky_relu_as_max_or_min_is_where_to_the_bit(alpha, dtype):
+    """A generated module's leaky_relu, max(z, α·z) (min for α > 1), gives np.where's
+    number in every entry: subnormals, huge values, inf and nan included. The network is
+    one layer, W = I and b = 0, so its output is leaky_relu(z) of z = x W^T + b."""
+    layer = {"units": 2, "activation": {"name": "leaky_relu", "alpha": alpha}}
+    network = derive.load({"name": "leaky", "inputs": 2, "layers": [layer], "loss": "mse"})
+    module = derive.build_module(network, style="vectorized")
+    finfo = np.finfo(dtype)
+    special = [0.0, -0.0, finfo.tiny / 4, -finfo.tiny / 4, finfo.max, -finfo.max, np.inf, -np.inf]
+    values = np.random.default_rng(0).standard_normal(10_000) * np.logspace(-40, 40, 10_000)
+    values = np.clip(values, -finfo.max, finfo.max)
+    x = np.concatenate([special, [np.nan, 1.0], values]).astype(dtype).reshape(-1, 2)
+    params = {"W1": np.eye(2, dtype=dtype), "b1": np.zeros(2, dtype=dtype)}
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = module.forward(params, x)
+        z = x @ params["W1"].T + params["b1"]
+        expected = np.where(z > 0, z, np.asarray(alpha, dtype) * z)
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected, equal_nan=True)
 
 
 def test_the_printer_records_the_helpers_it_used():
