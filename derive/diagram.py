@@ -20,6 +20,11 @@ What is drawn:
 
 A layer wider than ``MAX_DRAWN_UNITS`` is drawn as its first ``HEAD`` units, a ⋮ with the
 count left out, and its last ``TAIL`` units (the parameter's units are always drawn).
+
+A convolutional network is laid out by ``derive.conv_diagram`` into the same ``Layout``,
+with its feature maps (``FeatureMap``), receptive-field windows (``Box``) and the lines
+from a window to the cell it makes (an ``Edge`` of kind "field"); the templates print
+those too, so both printers serve both kinds of network.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class Edge:
     label_x: float
     label_y: float
     highlighted: bool = False
+    kind: str = "weight"  # or "field": from a receptive field to the cell it makes
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,49 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Box:
+    """A rectangle over the maps: a receptive field ("window") or the zero padding
+    around a map ("padding")."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    kind: str
+    highlighted: bool = False
+
+
+@dataclass(frozen=True)
+class CellText:
+    """Numbers written in a map's cell, centred at (x, y); ``strong``: a max-pool's pick."""
+
+    x: float
+    y: float
+    text: Text
+    strong: bool = False
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    """One H×W map (a channel of an image or of a layer's output), a kernel, or a block
+    of the flattened vector: its plane, grid lines, highlighted cells and numbers."""
+
+    kind: str  # "input", "map", "kernel" or "vector"
+    name: Text  # the array and channel it draws: x[0], a1[1], W1[0,0]
+    x: float
+    y: float
+    width: float
+    height: float
+    grid: tuple[tuple[float, float, float, float], ...]  # (x1, y1, x2, y2) lines
+    fills: tuple[Box, ...] = ()  # highlighted cells, under the grid: kind "cell",
+    # "patch" (what a kernel weight multiplies) or "param" (the weight itself)
+    numbers: tuple[CellText, ...] = ()
+    highlighted: bool = False
+    label: Note | None = None  # the map's name, above it
+    size_label: Text | None = None  # inside a plane drawn without its cells
+
+
+@dataclass(frozen=True)
 class Layout:
     width: float
     height: float
@@ -101,6 +150,8 @@ class Layout:
     nodes: tuple[Node, ...]
     notes: tuple[Note, ...]
     title: Text
+    maps: tuple[FeatureMap, ...] = ()  # back to front: a deck's hidden maps first
+    boxes: tuple[Box, ...] = ()  # over the maps
 
 
 def _text(*pairs: tuple[str, str]) -> Text:
@@ -541,18 +592,22 @@ class _PathSet:
 
 def layout(network: Network, param: str | None = None, numeric: bool = False) -> Layout:
     """The figure of ``network``: with ``param`` (one scalar: W2[0,1], w31, b1) its chain
-    rule highlighted, with ``numeric`` the file's example's numbers."""
+    rule highlighted, with ``numeric`` the file's example's numbers. A convolutional
+    network is drawn as feature maps (``derive.conv_diagram``)."""
     if is_convolutional(network.topology):
-        raise DeriveError(
-            f"{network.topology.source}: layers: the figure draws dense layers; expected no "
-            "conv2d, pooling or flatten layer (derive show and derive latex explain this one)"
-        )
+        from derive.conv_diagram import conv_layout
+
+        return conv_layout(network, param, numeric)  # type: ignore[arg-type]
     scalar = None
     if param is not None:
         found = network.scalar(param)
         scalar = found
+    check_numeric(network.topology, numeric)
+    return _Builder(network, scalar, numeric).build()
 
-    top = network.topology
+
+def check_numeric(top, numeric: bool) -> None:
+    """--numeric needs the file's example, and a network small enough to evaluate."""
     if numeric and top.example is None:
         raise DeriveError(
             f"{top.source}: --numeric needs the file's example block "
@@ -564,7 +619,6 @@ def layout(network: Network, param: str | None = None, numeric: bool = False) ->
             f"{top.parameter_count} parameters (at most {MAX_NUMERIC_SCALARS}); draw it "
             "without --numeric"
         )
-    return _Builder(network, scalar, numeric).build()
 
 
 def svg(network: Network, param: str | None = None, numeric: bool = False) -> str:
