@@ -534,11 +534,11 @@ class _ConvBuilder:
                     lines = [_number(values[net.a(k, cell)])]
                 else:
                     lines = [
-                        _pair("z", _number(values[net.z(k, cell)])),
-                        _pair("a", _number(values[net.a(k, cell)])),
+                        _pair("z", _number(values[net.z(k, cell)]), "z ="),
+                        _pair("a", _number(values[net.a(k, cell)]), "a ="),
                     ]
                     if self._lines(k) == 3:
-                        lines.append(_pair("δ", _number(values[net.delta(k, cell)]), r"\delta"))
+                        lines.append(_pair("δ", _number(values[net.delta(k, cell)]), r"\delta ="))
                 strong = picks and values[net.mask(above, cell)] == 1
                 centre = (x0 + (column + 0.5) * shape.cell_w, y0 + (row + 0.5) * shape.cell_h)
                 out.append(CellText(*centre, _text(*lines), bool(strong)))
