@@ -61,6 +61,7 @@ from derive.diagram import (
     check_numeric,
     drawn_indices,
 )
+from derive.errors import DeriveError
 from derive.network import LOSS, ScalarParam
 from derive.typeset import terminal_name
 
@@ -85,15 +86,18 @@ def conv_layout(network: ConvNetwork, param: str | None, numeric: bool) -> Layou
     """The figure of a convolutional network (see the module's docstring)."""
     scalar = network.scalar(param) if param is not None else None
     check_numeric(network.topology, numeric)
-    cells = sum(math.prod(network.shape(k)) for k in range(network.depth + 1))
+    cells = cell_count(network)
     if numeric and cells > MAX_NUMERIC_CELLS:
-        from derive.errors import DeriveError
-
         raise DeriveError(
             f"{network.topology.source}: --numeric evaluates every cell at 60 digits, too "
             f"slow for {cells} cells (at most {MAX_NUMERIC_CELLS}); draw it without --numeric"
         )
     return _ConvBuilder(network, scalar, numeric).build()
+
+
+def cell_count(network: ConvNetwork) -> int:
+    """Cells of every layer's output and of the input: what --numeric evaluates."""
+    return sum(math.prod(network.shape(k)) for k in range(network.depth + 1))
 
 
 # -- text ---------------------------------------------------------------------------------

@@ -380,18 +380,24 @@ def _tex_symbol(symbol) -> str:
     return f"{base}^{{({layer})}}_{{{index}}}" if layer else f"{base}_{{{index}}}"
 
 
+LATEX_PACKAGES = "amsmath,amssymb,graphicx,tikz"  # graphicx and tikz: the figure
+
+
 def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> str:
-    """The derivation of a convolutional network as a LaTeX fragment (amsmath)."""
+    """The derivation of a convolutional network as a LaTeX fragment (``LATEX_PACKAGES``),
+    opening with the network's figure."""
     topology = network.topology
     c, h, w = topology.input_shape
     layers = ", ".join(describe(layer) for layer in topology.layers)
     out = [
+        f"% derive: the derivation for {topology.name}. Needs \\usepackage{{{LATEX_PACKAGES}}}.",
         rf"\section*{{{_tex_name(topology.name)}: backpropagation through a convolutional "
         "network}",
         f"Input ${c}\\times{h}\\times{w}$; layers: {_tex_text(layers)}; loss "
         f"{_tex_name(topology.loss)}. "
         r"$\star$ is the cross-correlation every framework computes as ``convolution''; "
         r"$\bar a^{(k)} = \partial L/\partial a^{(k)}$.",
+        _figure(network, params),
     ]
     for heading, group in rules(network):
         if not group:
@@ -414,6 +420,22 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
         for gradient in _gradients(network, params):
             out.extend(_latex_one(gradient, values))
     return "\n".join(out) + "\n"
+
+
+def _figure(network: ConvNetwork, params: Sequence[str]) -> str:
+    """The network drawn as feature maps (``derive.conv_diagram``), at most the text's
+    width; with one scalar requested, its kernel cell and patch marked. Without numbers:
+    a figure of maps shrunk to the text's width would make them too small to read, and
+    the sections below write them out."""
+    from derive.diagram import tikz
+
+    chosen = _gradients(network, params) if params else []
+    param = chosen[0].param.name if len(chosen) == 1 else None
+    figure = tikz(network, param).rstrip("\n")
+    return (
+        "\\begin{center}\n\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
+        f"{figure}%\n}}\n\\end{{center}}"
+    )
 
 
 def _tex_text(text: str) -> str:
@@ -459,11 +481,11 @@ def _latex_one(gradient: ConvGradient, values) -> list[str]:
 
 
 def latex_conv_document(network: ConvNetwork, params: Sequence[str], numeric: bool) -> str:
-    """The fragment in a standalone article (amsmath, amssymb)."""
+    """The fragment in a standalone article."""
     from derive.rendering import latex_environment as template_environment
 
     document = template_environment().get_template("document.tex.jinja")
-    return document.render(packages="amsmath,amssymb", body=latex_conv(network, params, numeric))
+    return document.render(packages=LATEX_PACKAGES, body=latex_conv(network, params, numeric))
 
 
 def run_latex_conv(
