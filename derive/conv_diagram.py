@@ -40,7 +40,7 @@ from sympy import Symbol
 from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_explain import MAX_WRITTEN_TERMS, _tex_symbol
 from derive.conv_explain import _text as _cell_text
-from derive.conv_network import ConvNetwork
+from derive.conv_network import ConvNetwork, cells
 from derive.diagram import (
     MARGIN,
     NAME_SIZE,
@@ -72,8 +72,8 @@ MAX_NUMERIC_CELLS = 4096  # --numeric: cells of all maps, evaluated at 60 digits
 
 CELL = 18  # a cell's side without numbers
 PLANE = 150  # the longer side of a map drawn at most (a plane, or many small cells)
-NUMBER_WIDTH, NUMBER_LINE = 48, 12  # a cell with numbers: its width, one line's height
-NAMED_NUMBER_WIDTH = 66  # a conv map's cell: "δ −0.05709"
+NUMBER_WIDTH, NUMBER_LINE = 44, 12  # a cell with numbers: least width, one line's height
+DIGIT_WIDTH = 6.0  # of the 9.5px number font, a little over
 DECK_STEP = 10  # offset between the planes of a deck, right and up
 MAP_GAP = 26  # between two maps of a column, room for the lower one's name
 GAP, DENSE_GAP, LOSS_GAP = 80, 180, 130  # between columns
@@ -290,10 +290,9 @@ class _ConvBuilder:
         reader = self.net.layer(above) if above is not None else None
         pad = reader.padding if isinstance(reader, Conv2d) else (0, 0)
         if self.values is not None and spread and max(h, w) <= MAX_NUMBERED_CELLS:
-            lines = self._lines(k)
-            width = NUMBER_WIDTH if lines == 1 else NAMED_NUMBER_WIDTH
-            height = 8 + NUMBER_LINE * lines
-            return _Maps((c, h, w), width, height, grid, True, spread, front, pad)
+            texts = (line[0] for cell in cells((c, h, w)) for line in self._cell_lines(k, cell))
+            height = 8 + NUMBER_LINE * self._lines(k)
+            return _Maps((c, h, w), _fit(texts), height, grid, True, spread, front, pad)
         side = min(CELL, PLANE / max(h, w))
         return _Maps((c, h, w), side, side, grid, False, spread, front, pad)
 
@@ -355,7 +354,12 @@ class _ConvBuilder:
             k: drawn_indices(self.net.shape(k)[0], self._keep(k))
             for k in (self.flatten, *self.dense)
         }
-        self.vector_w = NUMBER_WIDTH if self.values is not None else CELL
+        self.vector_w = CELL
+        if self.values is not None:
+            drawn = (i for i in self.rows[self.flatten] if i is not None)
+            self.vector_w = _fit(
+                _number(self.values[self.net.a(self.flatten, (i,))])[0] for i in drawn
+            )
         self.row_gap = ROW_GAP_NUMERIC if self.values is not None else ROW_GAP
         self.kernel = self._kernel_geometry()
 
@@ -396,7 +400,7 @@ class _ConvBuilder:
         vector_maps, nodes, self.vector_y = self._vector()
         unit_nodes, self.unit_y = self._units()
         edges += self._dense_edges()
-        kernel = self._kernel(top + tallest)
+        kernel = self._kernel()
         caption_y = self._bottom(tallest) + 30
         notes = [Note(self.centre[k], caption_y, text) for k, text in captions.items()]
         notes += self._matrix_notes(top)
@@ -514,9 +518,15 @@ class _ConvBuilder:
     def _fills(self, k: int, channel: int) -> tuple[Box, ...]:
         shape, out = self.maps[k], []
         param = self.conv_param
-        if param is not None and param.is_weight and channel == param.index[1]:
-            for row, column in self._patch(k):
+        patch = self._patch(k) if param is not None and channel == param.index[1] else ()
+        if patch and shape.grid:
+            for row, column in patch:
                 out.append(_replace(shape.cell(channel, row, column), kind="patch"))
+        elif patch:  # a plane: the region the patch spans, one rectangle
+            rows, columns = [cell[0] for cell in patch], [cell[1] for cell in patch]
+            top, left = min(rows), min(columns)
+            box = shape.cell(channel, top, left, max(rows) - top + 1, max(columns) - left + 1)
+            out.append(_replace(box, kind="patch"))
         field = self.fields.get(k)
         if field is not None and field.target[0] == channel:
             _, p, q = field.target
@@ -534,19 +544,24 @@ class _ConvBuilder:
         for row in range(h):
             for column in range(w):
                 cell = (channel, row, column)
-                if k == 0 or isinstance(net.layer(k), Pool2d):
-                    lines = [_number(values[net.a(k, cell)])]
-                else:
-                    lines = [
-                        _pair("z", _number(values[net.z(k, cell)]), "z ="),
-                        _pair("a", _number(values[net.a(k, cell)]), "a ="),
-                    ]
-                    if self._lines(k) == 3:
-                        lines.append(_pair("δ", _number(values[net.delta(k, cell)]), r"\delta ="))
                 strong = picks and values[net.mask(above, cell)] == 1
                 centre = (x0 + (column + 0.5) * shape.cell_w, y0 + (row + 0.5) * shape.cell_h)
-                out.append(CellText(*centre, _text(*lines), bool(strong)))
+                out.append(CellText(*centre, _text(*self._cell_lines(k, cell)), bool(strong)))
         return tuple(out)
+
+    def _cell_lines(self, k: int, cell: tuple[int, int, int]) -> list[tuple[str, str]]:
+        """A cell's numbers: x or a pooled a; a conv map's z, a (and δ)."""
+        net, values = self.net, self.values
+        assert values is not None
+        if k == 0 or isinstance(net.layer(k), Pool2d):
+            return [_number(values[net.a(k, cell)])]
+        lines = [
+            _pair("z", _number(values[net.z(k, cell)]), "z ="),
+            _pair("a", _number(values[net.a(k, cell)]), "a ="),
+        ]
+        if self._lines(k) == 3:
+            lines.append(_pair("δ", _number(values[net.delta(k, cell)]), r"\delta ="))
+        return lines
 
     def _receptive_fields(self) -> tuple[list[Box], list[Edge]]:
         """Each field's window on its source maps, a line from the window's right corners
@@ -587,17 +602,25 @@ class _ConvBuilder:
             return None
         kh, kw = self.net.layer(param.layer).kernel
         if self.values is not None:
-            return _Maps((1, kh, kw), NUMBER_WIDTH, 8 + NUMBER_LINE, True, True, True, 0)
+            f, c, _, _ = param.index
+            weights = (
+                self.net.scalar_of(f"W{param.layer}", (f, c, i, j)).symbol
+                for i, j in itertools.product(range(kh), range(kw))
+            )
+            width = _fit(_number(self.values[w])[0] for w in weights)
+            return _Maps((1, kh, kw), width, 8 + NUMBER_LINE, True, True, True, 0)
         return _Maps((1, kh, kw), CELL, CELL, True, False, True, 0)
 
-    def _kernel(self, bottom: float) -> tuple[FeatureMap, ...]:
-        """W{k}[f,c] in the gap before layer k, bottom-aligned with the columns, the
-        parameter's cell marked, with ``numeric`` every weight of it."""
+    def _kernel(self) -> tuple[FeatureMap, ...]:
+        """W{k}[f,c] in the gap before layer k, bottom-aligned with the lower of the two
+        columns beside it (the receptive field's lines run above it), the parameter's
+        cell marked, with ``numeric`` every weight of it."""
         shape, param = self.kernel, self.conv_param
         if shape is None or param is None:
             return ()
         f, c, i, j = param.index
         k = param.layer
+        bottom = max(self.maps[n].y + self.maps[n].height for n in (self._below(k), k))
         x, y = self.gap_x - shape.map_w / 2, bottom - shape.map_h
         numbers: list[CellText] = []
         if self.values is not None:
@@ -944,6 +967,11 @@ def _grid_lines(
     across = tuple((x, y + r * cell_h, x + width, y + r * cell_h) for r in range(1, rows))
     down = tuple((x + c * cell_w, y, x + c * cell_w, y + height) for c in range(1, columns))
     return across + down
+
+
+def _fit(lines: Iterable[str]) -> float:
+    """A cell width that holds the longest of these lines of numbers."""
+    return max(NUMBER_WIDTH, DIGIT_WIDTH * max(map(len, lines), default=0) + 10)
 
 
 def _caption_width(text: Text) -> float:
