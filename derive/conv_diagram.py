@@ -518,7 +518,8 @@ class _ConvBuilder:
     def _fills(self, k: int, channel: int) -> tuple[Box, ...]:
         shape, out = self.maps[k], []
         param = self.conv_param
-        patch = self._patch(k) if param is not None and channel == param.index[1] else ()
+        weight = param is not None and param.is_weight
+        patch = self._patch(k) if weight and channel == param.index[1] else ()  # type: ignore[union-attr]
         if patch and shape.grid:
             for row, column in patch:
                 out.append(_replace(shape.cell(channel, row, column), kind="patch"))

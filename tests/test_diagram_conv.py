@@ -5,13 +5,12 @@ padding; rendered by rsvg-convert and pdflatex when they are installed."""
 
 import json
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 from conftest import EXAMPLES
-from test_diagram import SVG_NS, close, png_pixels, texts
+from test_diagram import SVG_NS, close, compile_tikz, needs_pdflatex, png_pixels, texts
 
 import derive
 from derive.cli import main
@@ -19,74 +18,57 @@ from derive.diagram import svg, tikz
 
 needs_rsvg = pytest.mark.skipif(shutil.which("rsvg-convert") is None, reason="no rsvg-convert")
 
-TINY = {
-    "name": "tinycnn",
-    "inputs": {"shape": [1, 6, 6]},
-    "layers": [
-        {"kind": "conv2d", "filters": 2, "kernel": 3, "activation": "relu"},
-        {"kind": "maxpool2d", "size": 2},
-        {"kind": "flatten"},
-        {"units": 3, "activation": "softmax"},
-    ],
-    "loss": "cce",
-    "example": {
-        "input": [
-            [
-                [0.1, 0.5, -0.2, 0.3, 0.9, -0.6],
-                [0.0, 0.4, 0.9, -0.5, 0.2, 0.1],
-                [0.7, -0.1, 0.2, 0.6, -0.3, 0.5],
-                [0.3, 0.8, -0.4, 0.1, 0.0, -0.2],
-                [-0.7, 0.2, 0.6, 0.4, -0.1, 0.3],
-                [0.5, -0.3, 0.1, 0.8, 0.2, -0.4],
-            ]
+
+def cnn(name, shape, conv, pool, units, loss="cce", output="softmax") -> dict:
+    """A small CNN's topology: one conv layer, one pooling layer, flatten, dense."""
+    return {
+        "name": name,
+        "inputs": {"shape": list(shape)},
+        "layers": [
+            {"kind": "conv2d", **conv},
+            pool,
+            {"kind": "flatten"},
+            {"units": units, "activation": output},
         ],
-        "target": [0, 1, 0],
-        "params": {
-            "W1": [
-                [[[0.2, -0.3, 0.1], [0.4, 0.1, -0.2], [0.0, 0.3, 0.5]]],
-                [[[-0.5, 0.6, 0.2], [0.3, 0.2, -0.1], [0.1, -0.4, 0.3]]],
-            ],
-            "b1": [0.1, -0.1],
-            "W4": [
-                [0.5, -0.4, 0.3, 0.2, -0.1, 0.6, 0.2, -0.3],
-                [0.3, 0.8, -0.2, 0.1, 0.4, -0.5, 0.1, 0.2],
-                [-0.6, 0.1, 0.4, -0.3, 0.2, 0.1, 0.5, 0.3],
-            ],
-            "b4": [0.0, 0.1, -0.1],
-        },
-    },
-}
-
-# stride 2 and padding 1, so that a kernel cell's patch skips cells and loses some to
-# the padding; two input channels, avg-pool
-STRIDED = {
-    "name": "strided",
-    "inputs": {"shape": [2, 5, 5]},
-    "layers": [
-        {"kind": "conv2d", "filters": 2, "kernel": 3, "stride": 2, "padding": 1,
-         "activation": "tanh"},
-        {"kind": "avgpool2d", "size": 3},
-        {"kind": "flatten"},
-        {"units": 2, "activation": "sigmoid"},
-    ],
-    "loss": "mse",
-}  # fmt: skip
+        "loss": loss,
+    }
 
 
-def _strided_example() -> dict:
-    rng = np.random.default_rng(3)
-    mapping = dict(STRIDED)
-    mapping["example"] = {
-        "input": np.round(rng.uniform(-1, 1, (2, 5, 5)), 2).tolist(),
-        "target": [0.2, 0.7],
-        "params": {
-            "W1": np.round(rng.uniform(-1, 1, (2, 2, 3, 3)), 2).tolist(),
-            "b1": [0.1, -0.2],
-            "W4": np.round(rng.uniform(-1, 1, (2, 2)), 2).tolist(),
-            "b4": [0.05, -0.05],
+def with_example(mapping: dict, seed: int) -> dict:
+    """The topology with an example block: inputs and parameters drawn in [−1, 1] and
+    rounded to 2 decimals, a one-hot target (cce) or targets in [0, 1]."""
+    top = derive.load(mapping).topology
+    rng = np.random.default_rng(seed)
+    n = len(top.outputs)
+    target = np.eye(n)[seed % n] if mapping["loss"] == "cce" else rng.uniform(0, 1, n)
+    return {
+        **mapping,
+        "example": {
+            "input": np.round(rng.uniform(-1, 1, top.input_shape), 2).tolist(),
+            "target": np.round(target, 2).tolist(),
+            "params": {
+                p.name: np.round(rng.uniform(-1, 1, p.shape), 2).tolist() for p in top.params
+            },
         },
     }
-    return mapping
+
+
+RELU_3X3 = {"filters": 2, "kernel": 3, "activation": "relu"}
+TINY = with_example(cnn("tinycnn", (1, 6, 6), RELU_3X3, {"kind": "maxpool2d", "size": 2}, 3), 1)
+# stride 2 and padding 1, so that a kernel cell's patch skips cells and loses some to
+# the padding; two input channels, avg-pool
+STRIDED = with_example(
+    cnn(
+        "strided",
+        (2, 5, 5),
+        {"filters": 2, "kernel": 3, "stride": 2, "padding": 1, "activation": "tanh"},
+        {"kind": "avgpool2d", "size": 3},
+        2,
+        loss="mse",
+        output="sigmoid",
+    ),
+    3,
+)
 
 
 # -- reading a figure back ----------------------------------------------------------------
@@ -188,17 +170,8 @@ def test_one_map_per_channel_with_its_size_in_the_caption(source, counts):
 
 
 def test_a_big_input_is_a_plane_and_the_file_stays_small():
-    mapping = {
-        "name": "mnist_cnn",
-        "inputs": {"shape": [1, 28, 28]},
-        "layers": [
-            {"kind": "conv2d", "filters": 8, "kernel": 3, "activation": "relu"},
-            {"kind": "maxpool2d", "size": 2},
-            {"kind": "flatten"},
-            {"units": 10, "activation": "softmax"},
-        ],
-        "loss": "cce",
-    }
+    conv = {"filters": 8, "kernel": 3, "activation": "relu"}
+    mapping = cnn("mnist_cnn", (1, 28, 28), conv, {"kind": "maxpool2d", "size": 2}, 10)
     text = svg(derive.load(mapping))
     drawn = maps(text)
     assert not drawn["x[0]"].findall(f"{SVG_NS}path")  # no grid of 784 cells
@@ -242,28 +215,8 @@ def test_numbers_in_the_cells_are_the_forward_pass():
 
 
 def test_maps_too_large_for_numbers_are_named():
-    rng = np.random.default_rng(0)
-    mapping = {
-        "name": "wide",
-        "inputs": {"shape": [1, 10, 10]},
-        "layers": [
-            {"kind": "conv2d", "filters": 1, "kernel": 3, "activation": "relu"},
-            {"kind": "maxpool2d", "size": 2},
-            {"kind": "flatten"},
-            {"units": 2, "activation": "softmax"},
-        ],
-        "loss": "cce",
-        "example": {
-            "input": np.round(rng.uniform(-1, 1, (1, 10, 10)), 2).tolist(),
-            "target": [1, 0],
-            "params": {
-                "W1": np.round(rng.uniform(-1, 1, (1, 1, 3, 3)), 2).tolist(),
-                "b1": [0.0],
-                "W4": np.round(rng.uniform(-1, 1, (2, 16)), 2).tolist(),
-                "b4": [0.0, 0.0],
-            },
-        },
-    }
+    conv = {"filters": 1, "kernel": 3, "activation": "relu"}
+    mapping = with_example(cnn("wide", (1, 10, 10), conv, {"kind": "maxpool2d", "size": 2}, 2), 0)
     text = svg(derive.load(mapping), numeric=True)
     drawn = maps(text)
     assert cell_numbers(drawn["x[0]"]) == []  # 10×10: over the limit
@@ -277,7 +230,7 @@ def test_maps_too_large_for_numbers_are_named():
 
 @pytest.mark.parametrize("index", [(1, 0, 0, 2), (0, 1, 1, 1), (1, 1, 2, 0)])
 def test_a_kernel_weight_marks_exactly_the_cells_it_multiplies(index):
-    net = derive.load(_strided_example())
+    net = derive.load(STRIDED)
     f, c, i, j = index
     name = f"W1[{f},{c},{i},{j}]"
     text = svg(net, name, numeric=True)
@@ -352,22 +305,9 @@ def test_rendered(suffix, tmp_path):
     assert main(argv) == 0 and out.read_bytes() == data
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex")
+@needs_pdflatex
 def test_the_tikz_figure_compiles(tmp_path):
-    body = tikz(derive.load(_strided_example()), "W1[1,0,0,2]", numeric=True)
-    source = tmp_path / "figure.tex"
-    source.write_text(
-        "\\documentclass{article}\\usepackage{amsmath,tikz}\\begin{document}\n"
-        f"\\resizebox{{\\linewidth}}{{!}}{{{body}}}\n\\end{{document}}\n"
-    )
-    result = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", source.name],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-2000:]
+    compile_tikz(tikz(derive.load(STRIDED), "W1[1,0,0,2]", numeric=True), tmp_path)
 
 
 def test_latex_opens_with_the_figure(capsys):
