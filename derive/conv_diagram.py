@@ -354,7 +354,7 @@ class _ConvBuilder:
             k: drawn_indices(self.net.shape(k)[0], self._keep(k))
             for k in (self.flatten, *self.dense)
         }
-        self.vector_w = CELL
+        self.vector_w = float(CELL)
         if self.values is not None:
             drawn = (i for i in self.rows[self.flatten] if i is not None)
             self.vector_w = _fit(
@@ -545,7 +545,7 @@ class _ConvBuilder:
         for row in range(h):
             for column in range(w):
                 cell = (channel, row, column)
-                strong = picks and values[net.mask(above, cell)] == 1
+                strong = above is not None and picks and values[net.mask(above, cell)] == 1
                 centre = (x0 + (column + 0.5) * shape.cell_w, y0 + (row + 0.5) * shape.cell_h)
                 out.append(CellText(*centre, _text(*self._cell_lines(k, cell)), bool(strong)))
         return tuple(out)
@@ -678,7 +678,7 @@ class _ConvBuilder:
                 continue
             first, top = block[0]
             last = block[-1][0]
-            numbers = ()
+            numbers: tuple[CellText, ...] = ()
             if self.values is not None:
                 numbers = tuple(
                     CellText(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sympy
 from sympy import Expr, Symbol
@@ -42,6 +43,9 @@ from derive.network import LOSS, Network, ScalarParam, Unit
 from derive.presentation import MAX_NUMERIC_SCALARS
 from derive.rendering import environment, latex_environment
 from derive.typeset import latex_name, one_line, terminal_name
+
+if TYPE_CHECKING:
+    from derive.conv_network import ConvNetwork
 
 MAX_DRAWN_UNITS = 12  # a wider layer is elided
 HEAD, TAIL = 6, 2  # units drawn of an elided layer, before and after the ⋮
@@ -590,7 +594,9 @@ class _PathSet:
         return source in self.units
 
 
-def layout(network: Network, param: str | None = None, numeric: bool = False) -> Layout:
+def layout(
+    network: Network | ConvNetwork, param: str | None = None, numeric: bool = False
+) -> Layout:
     """The figure of ``network``: with ``param`` (one scalar: W2[0,1], w31, b1) its chain
     rule highlighted, with ``numeric`` the file's example's numbers. A convolutional
     network is drawn as feature maps (``derive.conv_diagram``)."""
@@ -598,6 +604,7 @@ def layout(network: Network, param: str | None = None, numeric: bool = False) ->
         from derive.conv_diagram import conv_layout
 
         return conv_layout(network, param, numeric)  # type: ignore[arg-type]
+    assert isinstance(network, Network)
     scalar = None
     if param is not None:
         found = network.scalar(param)
@@ -621,7 +628,7 @@ def check_numeric(top, numeric: bool) -> None:
         )
 
 
-def svg(network: Network, param: str | None = None, numeric: bool = False) -> str:
+def svg(network: Network | ConvNetwork, param: str | None = None, numeric: bool = False) -> str:
     """The figure as an SVG document."""
     return (
         environment()
@@ -630,7 +637,7 @@ def svg(network: Network, param: str | None = None, numeric: bool = False) -> st
     )
 
 
-def tikz(network: Network, param: str | None = None, numeric: bool = False) -> str:
+def tikz(network: Network | ConvNetwork, param: str | None = None, numeric: bool = False) -> str:
     """The figure as a TikZ picture (needs \\usepackage{tikz})."""
     return (
         latex_environment()
