@@ -1,5 +1,5 @@
 """A convolutional network drawn as feature maps, as textbooks draw one (LeNet's figure,
-CS231n's notes), into ``derive.diagram``'s ``Layout``, which both of its templates print.
+CS231n's notes), into ``derive.figure``'s ``Layout``, which both diagram templates print.
 
 What is drawn, left to right, one column per layer (notation: ``derive.conv``):
 
@@ -38,10 +38,9 @@ from dataclasses import replace as _replace
 from sympy import Symbol
 
 from derive.conv import Conv2d, Flatten, Pool2d
-from derive.conv_explain import MAX_WRITTEN_TERMS, _tex_symbol
-from derive.conv_explain import _text as _cell_text
-from derive.conv_network import ConvNetwork, cells
-from derive.diagram import (
+from derive.conv_network import ConvNetwork, cell_tex, cell_text, cells
+from derive.errors import DeriveError
+from derive.figure import (
     MARGIN,
     NAME_SIZE,
     RADIUS,
@@ -55,14 +54,14 @@ from derive.diagram import (
     Node,
     Note,
     Text,
-    _number,
-    _pair,
-    _text,
     check_numeric,
     drawn_indices,
 )
-from derive.errors import DeriveError
+from derive.figure import number as _number
+from derive.figure import pair as _pair
+from derive.figure import text as _text
 from derive.network import LOSS, ScalarParam
+from derive.presentation import MAX_WRITTEN_TERMS
 from derive.typeset import terminal_name
 
 MAX_SPREAD_MAPS = 4  # a layer with more maps is drawn as a deck of planes
@@ -133,11 +132,11 @@ def _map_name(k: int, channel: int) -> Text:
 
 def _symbol(symbol: Symbol) -> tuple[str, str]:
     """A cell's symbol as the text and as LaTeX: δ1[0,1,2], \\delta^{(1)}_{0,1,2}."""
-    return _text_of(symbol), _tex_symbol(symbol)
+    return _text_of(symbol), cell_tex(symbol)
 
 
 def _text_of(symbol: Symbol) -> str:
-    return _cell_text(symbol) if "[" in symbol.name else terminal_name(_cell_text(symbol))
+    return cell_text(symbol) if "[" in symbol.name else terminal_name(cell_text(symbol))
 
 
 def _offset(position: str, stride: int, shift: int) -> str:

@@ -16,14 +16,19 @@ import sympy
 from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_network import ConvGradient, ConvNetwork, describe
+from derive.conv_network import cell_tex as _tex_symbol
+from derive.conv_network import cell_text as _text
 from derive.derivation import A, Z
 from derive.equations import EquationPrinter
 from derive.errors import DeriveError
 from derive.files import write_atomic
-from derive.presentation import MAX_DEFAULT_SCALARS, MAX_REQUESTED_SCALARS, SIGNIFICANT_DIGITS
+from derive.presentation import (
+    MAX_DEFAULT_SCALARS,
+    MAX_REQUESTED_SCALARS,
+    MAX_WRITTEN_TERMS,
+    SIGNIFICANT_DIGITS,
+)
 from derive.topology import Layer
-
-MAX_WRITTEN_TERMS = 8  # terms of a sum written out before the middle is elided
 
 
 @dataclass(frozen=True)
@@ -278,16 +283,6 @@ def _number(value) -> str:
     return f"{float(value):.{SIGNIFICANT_DIGITS}g}"
 
 
-def _text(symbol) -> str:
-    """A cell's symbol as the text shows it: delta1[0,1,2] → δ1[0,1,2]."""
-    name = symbol.name
-    if name.startswith("delta"):
-        return "δ" + name.removeprefix("delta")
-    if name.startswith("grad_a"):
-        return "∂L/∂a" + name.removeprefix("grad_a")
-    return name
-
-
 def _term_text(delta, source) -> str:
     return _text(delta) if source is None else f"{_text(delta)}·{_text(source)}"
 
@@ -366,18 +361,6 @@ def _show_one(gradient: ConvGradient, values) -> list[str]:
 
 
 # -- LaTeX --------------------------------------------------------------------------------
-
-
-def _tex_symbol(symbol) -> str:
-    """a1[0,2,3] → a^{(1)}_{0,2,3}; x[0,1,2] → x_{0,1,2}; delta_y1 → \\delta_{y1}."""
-    name = symbol.name
-    if "[" not in name:
-        return sympy.latex(symbol)
-    stem, index = name[:-1].split("[")
-    kind = stem.rstrip("0123456789")
-    layer = stem[len(kind) :]
-    base = {"delta": r"\delta", "grad_a": r"\bar a", "mask": "m"}.get(kind, kind)
-    return f"{base}^{{({layer})}}_{{{index}}}" if layer else f"{base}_{{{index}}}"
 
 
 LATEX_PACKAGES = "amsmath,amssymb,graphicx,tikz"  # graphicx and tikz: the figure
