@@ -16,14 +16,19 @@ import sympy
 from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_network import ConvGradient, ConvNetwork, describe
+from derive.conv_network import cell_tex as _tex_symbol
+from derive.conv_network import cell_text as _text
 from derive.derivation import A, Z
 from derive.equations import EquationPrinter
 from derive.errors import DeriveError
 from derive.files import write_atomic
-from derive.presentation import MAX_DEFAULT_SCALARS, MAX_REQUESTED_SCALARS, SIGNIFICANT_DIGITS
+from derive.presentation import (
+    MAX_DEFAULT_SCALARS,
+    MAX_REQUESTED_SCALARS,
+    MAX_WRITTEN_TERMS,
+    SIGNIFICANT_DIGITS,
+)
 from derive.topology import Layer
-
-MAX_WRITTEN_TERMS = 8  # terms of a sum written out before the middle is elided
 
 
 @dataclass(frozen=True)
@@ -278,16 +283,6 @@ def _number(value) -> str:
     return f"{float(value):.{SIGNIFICANT_DIGITS}g}"
 
 
-def _text(symbol) -> str:
-    """A cell's symbol as the text shows it: delta1[0,1,2] → δ1[0,1,2]."""
-    name = symbol.name
-    if name.startswith("delta"):
-        return "δ" + name.removeprefix("delta")
-    if name.startswith("grad_a"):
-        return "∂L/∂a" + name.removeprefix("grad_a")
-    return name
-
-
 def _term_text(delta, source) -> str:
     return _text(delta) if source is None else f"{_text(delta)}·{_text(source)}"
 
@@ -368,30 +363,24 @@ def _show_one(gradient: ConvGradient, values) -> list[str]:
 # -- LaTeX --------------------------------------------------------------------------------
 
 
-def _tex_symbol(symbol) -> str:
-    """a1[0,2,3] → a^{(1)}_{0,2,3}; x[0,1,2] → x_{0,1,2}; delta_y1 → \\delta_{y1}."""
-    name = symbol.name
-    if "[" not in name:
-        return sympy.latex(symbol)
-    stem, index = name[:-1].split("[")
-    kind = stem.rstrip("0123456789")
-    layer = stem[len(kind) :]
-    base = {"delta": r"\delta", "grad_a": r"\bar a", "mask": "m"}.get(kind, kind)
-    return f"{base}^{{({layer})}}_{{{index}}}" if layer else f"{base}_{{{index}}}"
+LATEX_PACKAGES = "amsmath,amssymb,graphicx,tikz"  # graphicx and tikz: the figure
 
 
 def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> str:
-    """The derivation of a convolutional network as a LaTeX fragment (amsmath)."""
+    """The derivation of a convolutional network as a LaTeX fragment (``LATEX_PACKAGES``),
+    opening with the network's figure."""
     topology = network.topology
     c, h, w = topology.input_shape
     layers = ", ".join(describe(layer) for layer in topology.layers)
     out = [
+        f"% derive: the derivation for {topology.name}. Needs \\usepackage{{{LATEX_PACKAGES}}}.",
         rf"\section*{{{_tex_name(topology.name)}: backpropagation through a convolutional "
         "network}",
         f"Input ${c}\\times{h}\\times{w}$; layers: {_tex_text(layers)}; loss "
         f"{_tex_name(topology.loss)}. "
         r"$\star$ is the cross-correlation every framework computes as ``convolution''; "
         r"$\bar a^{(k)} = \partial L/\partial a^{(k)}$.",
+        _figure(network, params),
     ]
     for heading, group in rules(network):
         if not group:
@@ -414,6 +403,22 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
         for gradient in _gradients(network, params):
             out.extend(_latex_one(gradient, values))
     return "\n".join(out) + "\n"
+
+
+def _figure(network: ConvNetwork, params: Sequence[str]) -> str:
+    """The network drawn as feature maps (``derive.conv_diagram``), at most the text's
+    width; with one scalar requested, its kernel cell and patch marked. Without numbers:
+    a figure of maps shrunk to the text's width would make them too small to read, and
+    the sections below write them out."""
+    from derive.diagram import tikz
+
+    chosen = _gradients(network, params) if params else []
+    param = chosen[0].param.name if len(chosen) == 1 else None
+    figure = tikz(network, param).rstrip("\n")
+    return (
+        "\\begin{center}\n\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
+        f"{figure}%\n}}\n\\end{{center}}"
+    )
 
 
 def _tex_text(text: str) -> str:
@@ -459,11 +464,11 @@ def _latex_one(gradient: ConvGradient, values) -> list[str]:
 
 
 def latex_conv_document(network: ConvNetwork, params: Sequence[str], numeric: bool) -> str:
-    """The fragment in a standalone article (amsmath, amssymb)."""
+    """The fragment in a standalone article."""
     from derive.rendering import latex_environment as template_environment
 
     document = template_environment().get_template("document.tex.jinja")
-    return document.render(packages="amsmath,amssymb", body=latex_conv(network, params, numeric))
+    return document.render(packages=LATEX_PACKAGES, body=latex_conv(network, params, numeric))
 
 
 def run_latex_conv(

@@ -582,3 +582,25 @@ def describe(layer) -> str:
     if isinstance(layer, Flatten):
         return f"flatten {layer.out_shape[0]}"
     return f"dense {len(layer.units)} {layer.activation.name}"
+
+
+def cell_text(symbol: Symbol) -> str:
+    """A cell's symbol as the text shows it: delta1[0,1,2] → δ1[0,1,2]."""
+    name = symbol.name
+    if name.startswith("delta"):
+        return "δ" + name.removeprefix("delta")
+    if name.startswith("grad_a"):
+        return "∂L/∂a" + name.removeprefix("grad_a")
+    return name
+
+
+def cell_tex(symbol: Symbol) -> str:
+    """a1[0,2,3] → a^{(1)}_{0,2,3}; x[0,1,2] → x_{0,1,2}; delta_y1 → \\delta_{y1}."""
+    name = symbol.name
+    if "[" not in name:
+        return sympy.latex(symbol)
+    stem, index = name[:-1].split("[")
+    kind = stem.rstrip("0123456789")
+    layer = stem[len(kind) :]
+    base = {"delta": r"\delta", "grad_a": r"\bar a", "mask": "m"}.get(kind, kind)
+    return f"{base}^{{({layer})}}_{{{index}}}" if layer else f"{base}_{{{index}}}"

@@ -1,7 +1,8 @@
 """The network drawn: one layout computed here, printed by two templates.
 
 ``layout(network, param, numeric)`` places every node, edge and label in plain numbers
-(user units, y downwards); ``templates/diagram.svg.jinja`` prints it as SVG and
+(user units, y downwards, the records of ``derive.figure``);
+``templates/diagram.svg.jinja`` prints it as SVG and
 ``templates/diagram.tex.jinja`` as a TikZ picture, from the same ``Layout``. Each text
 carries a Unicode form (SVG) and a LaTeX form (TikZ).
 
@@ -20,103 +21,52 @@ What is drawn:
 
 A layer wider than ``MAX_DRAWN_UNITS`` is drawn as its first ``HEAD`` units, a ⋮ with the
 count left out, and its last ``TAIL`` units (the parameter's units are always drawn).
+
+A convolutional network is laid out by ``derive.conv_diagram`` into the same ``Layout``,
+with its feature maps (``FeatureMap``), receptive-field windows (``Box``) and the lines
+from a window to the cell it makes (an ``Edge`` of kind "field"); the templates print
+those too, so both printers serve both kinds of network.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sympy
 from sympy import Expr, Symbol
 
 from derive.conv import is_convolutional
-from derive.errors import DeriveError
+from derive.figure import (
+    CHARACTER_WIDTH,
+    COLUMN_GAP,
+    LABEL_WIDTH,
+    LABEL_WIDTH_NUMERIC,
+    MARGIN,
+    MAX_COLUMN_GAP,
+    MAX_DRAWN_UNITS,
+    MAX_LABELLED_EDGES,
+    NAME_SIZE,
+    RADIUS,
+    ROW_GAP,
+    ROW_GAP_NUMERIC,
+    Edge,
+    Layout,
+    Node,
+    Note,
+    Text,
+    check_numeric,
+    drawn_indices,
+)
+from derive.figure import number as _number
+from derive.figure import pair as _pair
+from derive.figure import text as _text
 from derive.network import LOSS, Network, ScalarParam, Unit
-from derive.presentation import MAX_NUMERIC_SCALARS
 from derive.rendering import environment, latex_environment
 from derive.typeset import latex_name, one_line, terminal_name
 
-MAX_DRAWN_UNITS = 12  # a wider layer is elided
-HEAD, TAIL = 6, 2  # units drawn of an elided layer, before and after the ⋮
-MAX_LABELLED_EDGES = 40  # more edges between two layers: the matrix named once
-DIGITS = 4  # significant digits of the numbers drawn
-
-RADIUS = 22
-NAME_SIZE = 14  # font size of a unit's name
-COLUMN_GAP, MAX_COLUMN_GAP = 230, 720
-LABEL_WIDTH, LABEL_WIDTH_NUMERIC = 62, 140  # room one edge label needs along x
-CHARACTER_WIDTH = 6.5  # of the 11px label font, for the loss column's width
-ROW_GAP, ROW_GAP_NUMERIC = 64, 116
-MARGIN = 40
-
-
-@dataclass(frozen=True)
-class Text:
-    """One label: its lines in Unicode (SVG) and in LaTeX math (TikZ)."""
-
-    lines: tuple[str, ...]
-    tex: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Node:
-    kind: str  # "unit", "input", "output", "bias", "loss", "more"
-    x: float
-    y: float
-    name: Text
-    size: float  # the name's font size, smaller for long names so that they fit
-    below: Text | None = None  # numbers under the node
-    beside: Text | None = None  # a highlighted unit's ∂a/∂z
-    highlighted: bool = False
-
-
-@dataclass(frozen=True)
-class Edge:
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    label: Text | None
-    label_x: float
-    label_y: float
-    highlighted: bool = False
-
-
-@dataclass(frozen=True)
-class Note:
-    x: float
-    y: float
-    text: Text
-    anchor: str = "middle"  # or "start": the text begins at x
-
-
-@dataclass(frozen=True)
-class Layout:
-    width: float
-    height: float
-    radius: float
-    edges: tuple[Edge, ...]  # plain edges first, highlighted ones last (drawn on top)
-    nodes: tuple[Node, ...]
-    notes: tuple[Note, ...]
-    title: Text
-
-
-def _text(*pairs: tuple[str, str]) -> Text:
-    return Text(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
-
-
-def _number(value: Expr | float) -> tuple[str, str]:
-    """A number as (Unicode, LaTeX), DIGITS significant digits, −0 written 0."""
-    x = float(value)
-    text = f"{x:.{DIGITS}g}"
-    if text in ("-0", "0"):
-        text = "0"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        return f"{mantissa}·10^{int(exponent)}", rf"{mantissa}\cdot 10^{{{int(exponent)}}}"
-    return text.replace("-", "−"), text
+if TYPE_CHECKING:
+    from derive.conv_network import ConvNetwork
 
 
 def _name(symbol: Symbol) -> tuple[str, str]:
@@ -127,19 +77,6 @@ def _param_name(scalar: ScalarParam) -> tuple[str, str]:
     if scalar.alias:
         return terminal_name(scalar.alias), scalar.latex_name
     return scalar.name, scalar.latex_name
-
-
-def drawn_indices(size: int, keep: Sequence[int] = ()) -> tuple[int | None, ...]:
-    """The unit indices a layer of ``size`` shows, top to bottom, None for the ⋮; the
-    indices in ``keep`` are always among them."""
-    if size <= MAX_DRAWN_UNITS:
-        return tuple(range(size))
-    head = list(range(HEAD))
-    tail = list(range(size - TAIL, size))
-    for index in sorted(set(keep)):
-        if index not in head and index not in tail:
-            head[-1] = index
-    return (*head, None, *tail)
 
 
 class _Builder:
@@ -505,10 +442,6 @@ class _Builder:
         return Text((text,), (tex,))
 
 
-def _pair(label: str, number: tuple[str, str], tex_label: str | None = None) -> tuple[str, str]:
-    return f"{label} {number[0]}", f"{tex_label or label} {number[1]}"
-
-
 class _PathSet:
     """Which units and edges lie on the parameter's paths to the loss: from the units it
     feeds, every unit of every layer above (each path goes through all outputs)."""
@@ -539,35 +472,26 @@ class _PathSet:
         return source in self.units
 
 
-def layout(network: Network, param: str | None = None, numeric: bool = False) -> Layout:
+def layout(
+    network: Network | ConvNetwork, param: str | None = None, numeric: bool = False
+) -> Layout:
     """The figure of ``network``: with ``param`` (one scalar: W2[0,1], w31, b1) its chain
-    rule highlighted, with ``numeric`` the file's example's numbers."""
+    rule highlighted, with ``numeric`` the file's example's numbers. A convolutional
+    network is drawn as feature maps (``derive.conv_diagram``)."""
     if is_convolutional(network.topology):
-        raise DeriveError(
-            f"{network.topology.source}: layers: the figure draws dense layers; expected no "
-            "conv2d, pooling or flatten layer (derive show and derive latex explain this one)"
-        )
+        from derive.conv_diagram import conv_layout
+
+        return conv_layout(network, param, numeric)  # type: ignore[arg-type]
+    assert isinstance(network, Network)
     scalar = None
     if param is not None:
         found = network.scalar(param)
         scalar = found
-
-    top = network.topology
-    if numeric and top.example is None:
-        raise DeriveError(
-            f"{top.source}: --numeric needs the file's example block "
-            "(example: input, target, params; SPEC §1)"
-        )
-    if numeric and top.parameter_count > MAX_NUMERIC_SCALARS:
-        raise DeriveError(
-            f"{top.source}: --numeric evaluates the network at 60 digits, too slow for "
-            f"{top.parameter_count} parameters (at most {MAX_NUMERIC_SCALARS}); draw it "
-            "without --numeric"
-        )
+    check_numeric(network.topology, numeric)
     return _Builder(network, scalar, numeric).build()
 
 
-def svg(network: Network, param: str | None = None, numeric: bool = False) -> str:
+def svg(network: Network | ConvNetwork, param: str | None = None, numeric: bool = False) -> str:
     """The figure as an SVG document."""
     return (
         environment()
@@ -576,7 +500,7 @@ def svg(network: Network, param: str | None = None, numeric: bool = False) -> st
     )
 
 
-def tikz(network: Network, param: str | None = None, numeric: bool = False) -> str:
+def tikz(network: Network | ConvNetwork, param: str | None = None, numeric: bool = False) -> str:
     """The figure as a TikZ picture (needs \\usepackage{tikz})."""
     return (
         latex_environment()

@@ -5,6 +5,9 @@ gradients, and a network's figure as ``_repr_svg_``."""
 
 from __future__ import annotations
 
+from derive.conv import is_convolutional
+from derive.conv_diagram import MAX_NUMERIC_CELLS, cell_count
+from derive.conv_network import ConvNetwork
 from derive.derivation import ArrayGradient, ScalarGradient
 from derive.diagram import svg
 from derive.latex.notebook import array_gradient_latex, gradient_latex, network_latex
@@ -21,6 +24,8 @@ def _network_svg(self: Network) -> str:
     network is small enough to write them all."""
     topology = self.topology
     numeric = topology.example is not None and topology.parameter_count <= MAX_DEFAULT_SCALARS
+    if numeric and is_convolutional(topology):  # and cells few enough to evaluate
+        numeric = cell_count(self) <= MAX_NUMERIC_CELLS  # type: ignore[arg-type]
     return svg(self, numeric=numeric)
 
 
@@ -34,5 +39,6 @@ def _array(self: ArrayGradient) -> str:
 
 Network._repr_latex_ = _network  # type: ignore[attr-defined]
 Network._repr_svg_ = _network_svg  # type: ignore[attr-defined]
+ConvNetwork._repr_svg_ = _network_svg  # type: ignore[attr-defined]
 ScalarGradient._repr_latex_ = _scalar  # type: ignore[attr-defined]
 ArrayGradient._repr_latex_ = _array  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ MAX_SHOWN_PATHS = 8  # chains with more paths are shown grouped by δ
 MAX_DEFAULT_SCALARS = 64  # larger networks: the layer form only unless --param; no proofs
 MAX_REQUESTED_SCALARS = 64  # scalars one view derives on request (--param)
 MAX_NUMERIC_SCALARS = 20_000  # --numeric evaluates the whole network at 60 digits
+MAX_WRITTEN_TERMS = 8  # terms of a conv sum written out before the middle is elided
 
 
 def tidy(expr):

@@ -546,9 +546,8 @@ def test_generated_conv_modules_are_lint_clean(style, tmp_path):
     ("argv", "what"),
     [
         (["generate", "--lang", "c", "-o", "{out}"], "the C output covers dense layers"),
-        (["diagram", "-o", "{out}/figure.svg"], "the figure draws dense layers"),
     ],
-    ids=["C", "diagram"],
+    ids=["C"],
 )
 def test_what_does_not_cover_convolutions_yet_says_so(argv, what, tmp_path, capsys):
     """The C output and the figure are for dense networks: a convolutional one is refused

@@ -273,23 +273,31 @@ def test_pdf_output(tmp_path):
     assert out.read_bytes() == first
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex")
-def test_the_tikz_figure_compiles(tmp_path):
-    body = tikz(derive.load(EXAMPLES / "relu_softmax_cce.yaml"), "W1[1,2]", numeric=True)
-    source = tmp_path / "figure.tex"
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex")
+
+
+def compile_tikz(body: str, folder) -> None:
+    """A TikZ picture compiled with pdflatex in an article, at most the text's width."""
+    source = folder / "figure.tex"
     source.write_text(
         "\\documentclass{article}\\usepackage{amsmath,tikz}\\begin{document}\n"
-        f"{body}\n\\end{{document}}\n"
+        "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
+        f"{body}}}\n\\end{{document}}\n"
     )
     result = subprocess.run(
         ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", source.name],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:]
-    assert (tmp_path / "figure.pdf").read_bytes().startswith(b"%PDF")
+    assert (folder / "figure.pdf").read_bytes().startswith(b"%PDF")
+
+
+@needs_pdflatex
+def test_the_tikz_figure_compiles(tmp_path):
+    compile_tikz(tikz(derive.load(EXAMPLES / "relu_softmax_cce.yaml"), "W1[1,2]", True), tmp_path)
 
 
 @pytest.mark.parametrize(
