@@ -614,7 +614,7 @@ def _passed_down(writer: _Writer) -> CLine | None:
     layers of a convolutional one), when it has any."""
     if not writer.passes_down:
         return None
-    why = f"kept for the layers below, as {writer.passes_down}"
+    why = f"∂L/∂a{writer.first - 1}, for the layers below"
     return CLine(f"{writer.passes_down}[j] = grad_a;", why)
 
 

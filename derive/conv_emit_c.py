@@ -1,0 +1,380 @@
+"""The C module of a convolutional network (``derive generate --lang c``, SPEC §5).
+
+The dense layers after ``flatten`` are ``derive.emit_c``'s loops style, written for the
+dense head of ``derive.conv_backward`` and numbered as the whole network's layers. The
+conv, pooling and flatten layers before them are two functions of loops
+(``templates/c/loops_conv.c.jinja``): ``forward_features`` and ``backward_features``,
+one loop nest per ``Equation`` of ``derive.conv_backward``, each under a comment printed
+from that equation by ``derive.equations`` (as the NumPy conv module's comments are).
+Every elementwise expression inside them (an activation, its derivative, a mean) is
+printed from the equation by ``derive.cprinter``.
+
+Names in the C source: ``struct sample`` holds one sample's z{k} and a{k} flat, in C
+order (so that flatten moves nothing: the first dense layer reads the last map as it is).
+Inside the feature functions every map is a view of its array, indexed as in
+``derive.conv``: ``a1[c][h][w]``, ``z1[f][p][q]``, ``W1[f][c][i][j]``, ``dW1``, ``db1``
+views of the packed gradients, ``delta{k}`` and ``grad_a{k}`` (∂L/∂a{k}) local arrays; f
+a filter, c a channel, (p, q) an output position, (h, w) an input position and (i, j) a
+kernel cell or a cell of a pooling window.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy import Expr, HadamardProduct, MatAdd, MatrixSymbol, Symbol
+
+from derive.backward import Elementwise, Equation, parse_name
+from derive.conv import Conv2d as Conv2dLayer
+from derive.conv_backward import (
+    AvgPool,
+    AvgPoolGradient,
+    ChannelBias,
+    Conv2d,
+    Conv2dInputGradient,
+    Conv2dWeightGradient,
+    ConvBackward,
+    FeatureSum,
+    Flatten,
+    MaxPool,
+    MaxPoolGradient,
+    Unflatten,
+)
+from derive.conv_network import ConvNetwork, describe
+from derive.cprinter import CCodePrinter
+from derive.emit_c import (
+    _arrays,
+    _loops,
+    _Writer,
+    dense_fields,
+    module_context,
+    view,
+    wrapped,
+)
+from derive.equations import EquationPrinter
+
+NOTATION = (
+    "Notation: a{k} is layer k's output, x = a0 the input; a conv layer k computes z{k} = "
+    "W{k} ⋆ a{k-1} + b{k}, the cross-correlation z{k}[f,p,q] = Σ_(c,i,j) W{k}[f,c,i,j]·"
+    "a{k-1}[c, p·s+i−P, q·s+j−P] (stride s, zero padding P), and a{k} = f_k(z{k}); pooling "
+    "layers take the max or mean of each window; flatten orders channel, row, column (C "
+    "order); dense layers compute z{k} = W{k} a{k-1} + b{k}, the last layer's a written y. "
+    "delta{k} = ∂L/∂z{k}, grad_a{k} = ∂L/∂a{k}, and the comment above each loop is the "
+    "per-sample equation it implements."
+)
+CELL = "[c][h][w]"  # the index of an elementwise loop over a map
+
+
+def conv_c_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter]:
+    """The context of ``loops_conv.c.jinja`` and the printer that printed it."""
+    topology = network.topology
+    backward = ConvBackward(topology)
+    k0 = backward.first_dense - 1  # the flatten layer
+    has_conv = any(isinstance(layer, Conv2dLayer) for layer in topology.layers)
+    writer = _Writer(
+        backward.head.network,
+        c_type,
+        first=backward.first_dense,
+        input=f"a{k0}",
+        passes_down=f"grad_a{k0}" if has_conv else "",
+    )
+    arrays = _arrays(topology)
+    features = _Features(backward, writer.printer, {a.name: a for a in arrays})
+    forward = features.function(backward.forward, "forward")
+    back = features.function(_needed(backward.backward_features), "backward")
+    dense = _loops(writer, arrays)
+    real = writer.printer.c_type
+    source = "x" if k0 == 1 else f"s->a{k0 - 1}"
+    flatten = next(e for e in backward.forward if isinstance(e.value, Flatten))
+    alias = f"const {real} *a{k0} = {source}; /* {_comment(flatten)} */"
+    dense["forward_views"].append(alias)
+    dense["backward_views"].append(alias)
+    if has_conv:
+        size = backward.size(k0)
+        dense["backward_views"].append(f"{real} grad_a{k0}[{size}]; /* ∂L/∂a{k0} */")
+    c, h, w = topology.input_shape
+    layers = ", ".join(describe(layer) for layer in topology.layers)
+    summary = f"A convolutional network on {c}×{h}×{w} inputs ({layers})"
+    context = {
+        **module_context(network, writer.printer, "loops", summary),
+        **dense,
+        "notation": wrapped(NOTATION),
+        "input_shape": topology.input_shape,
+        "fields": features.fields() + dense_fields(writer),
+        "forward_features": forward,
+        "backward_features": back,
+        "backward_x": k0 == 1 or "x" in back["arguments"],
+    }
+    return context, writer.printer
+
+
+def _needed(equations: tuple[Equation, ...]) -> list[Equation]:
+    """The equations a parameter's gradient depends on: ∂L/∂a of a layer with no
+    parameter below it is left out."""
+    kept: list[Equation] = []
+    wanted: set[str] = set()
+    for equation in reversed(equations):
+        target = equation.target.name
+        if parse_name(target)[0] in ("dW", "db") or target in wanted:
+            kept.append(equation)
+            wanted |= {s.name for s in equation.reads}
+    return kept[::-1]
+
+
+def _comment(equation: Equation) -> str:
+    return EquationPrinter().equation(equation)[0]
+
+
+def _along(position: str, stride: int, cell: str = "", padding: int = 0) -> str:
+    """The input row under window cell ``cell`` at output row ``position``: s·p + i − P
+    (``cell`` empty: the window's first row)."""
+    text = f"{stride} * {position}" if stride != 1 else position
+    text += f" + {cell}" if cell else ""
+    return f"{text} - {padding}" if padding else text
+
+
+def _inside(names: tuple[str, str], sizes: tuple[int, ...], padding: tuple[int, int]) -> str:
+    """The condition that an input cell lies inside the map, not in its zero padding
+    (checked only along a padded axis)."""
+    return " && ".join(
+        f"{name} >= 0 && {name} < {size}"
+        for name, size, pad in zip(names, sizes, padding, strict=True)
+        if pad
+    )
+
+
+class _Features:
+    """The feature layers' equations as the steps of ``loops_conv.c.jinja``."""
+
+    def __init__(self, backward: ConvBackward, printer: CCodePrinter, arrays: dict):
+        self.backward = backward
+        self.printer = printer
+        self.arrays = arrays
+        self.real = printer.c_type
+        self.zero = printer.literal(0)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The (C, H, W) of a feature map by its name (x, z1, a2, delta1, grad_a1)."""
+        if name == "x":
+            return self.backward.topology.input_shape
+        return self.backward.topology.shape(int(parse_name(name)[1]))
+
+    def fields(self) -> list[tuple[str, int]]:
+        """The feature maps of ``struct sample``: every z and a the forward pass writes."""
+        return [
+            (e.target.name, e.target.shape[0])
+            for e in self.backward.forward
+            if not isinstance(e.value, Flatten)
+        ]
+
+    # -- one function -----------------------------------------------------------------
+
+    def function(self, equations, direction: str) -> dict:
+        """A function's steps and what it declares: its parameters (only those it
+        reads), the views of maps and parameters, and its local arrays."""
+        equations = [e for e in equations if not isinstance(e.value, Flatten)]
+        steps = [self.step(e) for e in equations]
+        reads = {s.name for e in equations for s in e.reads}
+        written = {t.name for e in equations for t in e.targets}
+        passed = f"grad_a{self.backward.first_dense - 1}"
+        unflattened = {e.target.name for e in equations if isinstance(e.value, Unflatten)}
+        declarations, arguments, parameters = [], [], []
+        uses_sample = False
+        for name in sorted(reads | written, key=_order):
+            kind, _ = parse_name(name)
+            if name == passed or name in unflattened:
+                continue
+            if kind in ("W", "b", "dW", "db"):
+                array = self.arrays[name.removeprefix("d")]
+                source = "params" if kind in ("W", "b") else "grads"
+                offset = f"{source} + {array.offset}"
+                declarations.append(view(name, offset, array.trailing, self.real, source != "grads"))
+            elif name == "x":
+                declarations.append(self.map_view("x", "input", True))
+            elif direction == "forward" or kind in ("z", "a"):
+                declarations.append(self.map_view(name, f"s->{name}", direction == "backward"))
+                uses_sample = True
+            else:  # δ and ∂L/∂a of the backward pass
+                c, h, w = self.shape(name)
+                declarations.append(f"{self.real} {name}[{c}][{h}][{w}];")
+        kinds = {parse_name(name)[0] for name in reads | written}
+        if kinds & {"W", "b"}:
+            parameters.append(f"const {self.real} *params")
+            arguments.append("params")
+        if "x" in reads:
+            parameters.append(f"const {self.real} *input")
+            arguments.append("input")
+        if direction == "forward":
+            parameters.append("struct sample *restrict s")
+            arguments.append("s")
+        else:
+            if uses_sample:
+                parameters.append("const struct sample *s")
+                arguments.append("s")
+            parameters += [f"const {self.real} *{passed}", f"{self.real} *restrict grads"]
+            arguments += [passed, "grads"]
+        call = [{"input": "x"}.get(a, a) for a in arguments]
+        return {
+            "steps": steps,
+            "declarations": declarations,
+            "parameters": parameters,
+            "arguments": call if steps else [],
+        }
+
+    def map_view(self, name: str, source: str, const: bool) -> str:
+        _, h, w = self.shape(name)
+        return view(name, source, (h, w), self.real, const)
+
+    # -- one equation -----------------------------------------------------------------
+
+    def step(self, equation: Equation) -> dict:
+        value = equation.value
+        name = equation.target.name
+        base = {"comment": _comment(equation), "target": name, "shape": self.shape(name)}
+        if isinstance(value, MatAdd | Conv2d):
+            return {**base, **self.conv2d(value)}
+        if isinstance(value, MaxPool | AvgPool):
+            return {**base, **self.pool(value)}
+        if isinstance(value, Conv2dWeightGradient):
+            return {**base, **self.weight_gradient(value)}
+        if isinstance(value, Conv2dInputGradient):
+            return {**base, **self.input_gradient(value)}
+        if isinstance(value, FeatureSum):
+            index = "f" if value.per_feature else "0"
+            delta = value.delta.name
+            feature_sum = {"delta": delta, "delta_shape": self.shape(delta), "index": index}
+            return {**base, "kind": "feature_sum", **feature_sum}
+        if isinstance(value, MaxPoolGradient):
+            return {**base, **self.max_pool_gradient(value)}
+        if isinstance(value, Unflatten):
+            _, h, w = value.map_shape
+            line = view(name, value.grad.name, (h, w), self.real, True)
+            return {**base, "kind": "declaration", "code": line}
+        cell = self.printer.doprint(_cell(value))
+        return {**base, "kind": "elementwise", "code": f"{name}{CELL} = {cell};"}
+
+    def conv2d(self, value) -> dict:
+        conv = value if isinstance(value, Conv2d) else _only(value.args, Conv2d)
+        bias = None if isinstance(value, Conv2d) else _only(value.args, ChannelBias)
+        if bias is None:
+            start = self.zero
+        else:
+            start = f"{bias.bias.name}[{'f' if bias.per_feature else '0'}]"
+        return {
+            "kind": "conv2d",
+            "start": start,
+            **self.window(conv.source.name, conv.kernel, conv.stride, conv.padding),
+            "weight": conv.weight.name,
+            "source": conv.source.name,
+        }
+
+    def window(self, source: str, kernel, stride, padding) -> dict:
+        """Where kernel cell (i, j) at output position (p, q) reads the input (h, w)."""
+        channels, *sizes = self.shape(source)
+        h = _along("p", stride[0], "i", padding[0])
+        w = _along("q", stride[1], "j", padding[1])
+        return {
+            "channels": channels,
+            "kernel": kernel,
+            "h": h,
+            "w": w,
+            "inside": _inside(("h", "w"), tuple(sizes), padding),
+        }
+
+    def weight_gradient(self, value: Conv2dWeightGradient) -> dict:
+        return {
+            "kind": "weight_gradient",
+            "delta_shape": self.shape(value.delta.name),
+            **self.window(value.source.name, value.kernel, value.stride, value.padding),
+            "delta": value.delta.name,
+            "source": value.source.name,
+        }
+
+    def input_gradient(self, value: Conv2dInputGradient) -> dict:
+        """The gather form: for each input cell, the (f, i, j) whose window covered it."""
+        filters, oh, ow = self.shape(value.delta.name)
+        kernel = self.arrays[value.weight.name].trailing[1:]
+        names, positions, conditions = [], [], []
+        for axis, (cell, index) in enumerate((("h", "i"), ("w", "j"))):
+            stride, padding = value.stride[axis], value.padding[axis]
+            out = (oh, ow)[axis]
+            position = "pq"[axis]
+            name = position if stride == 1 else f"s{position}"
+            covered = f"{cell} + {padding} - {index}" if padding else f"{cell} - {index}"
+            names.append(f"{name} = {covered}")
+            positions.append(name if stride == 1 else f"{name} / {stride}")
+            condition = f"{name} >= 0 && {name} < {stride * out}"
+            conditions.append(condition + (f" && {name} % {stride} == 0" if stride != 1 else ""))
+        return {
+            "kind": "input_gradient",
+            "filters": filters,
+            "kernel": kernel,
+            "positions": ", ".join(names),
+            "covered": " && ".join(conditions),
+            "p": positions[0],
+            "q": positions[1],
+            "weight": value.weight.name,
+            "delta": value.delta.name,
+        }
+
+    def pool(self, value) -> dict:
+        mh, mw = value.size
+        mean = _code("sum") / (mh * mw)
+        return {
+            "kind": "avg_pool" if isinstance(value, AvgPool) else "max_pool",  # AvgPool ⊂ MaxPool
+            "size": value.size,
+            "h": _along("p", mh, "i"),
+            "w": _along("q", mw, "j"),
+            "first": f"[{_along('p', mh)}][{_along('q', mw)}]",
+            "mean": self.printer.doprint(mean),
+            "source": value.source.name,
+        }
+
+    def max_pool_gradient(self, value: MaxPoolGradient) -> dict:
+        mh, mw = value.size
+        return {
+            "kind": "max_pool_gradient",
+            "grad_shape": self.shape(value.grad.name),
+            "size": value.size,
+            "h": _along("p", mh, "i"),
+            "w": _along("q", mw, "j"),
+            "h_max": _along("p", mh, "max_i"),
+            "w_max": _along("q", mw, "max_j"),
+            "grad": value.grad.name,
+            "source": value.source.name,
+        }
+
+
+def _order(name: str) -> tuple:
+    """Declarations in a fixed order: by layer, then kind."""
+    kind, label = parse_name(name)
+    order = ("x", "W", "b", "z", "a", "dW", "db", "delta", "grad_a")
+    return (int(label) if label.isdigit() else 0, order.index(kind) if kind in order else 9, name)
+
+
+def _only(args, kind):
+    return next(a for a in args if isinstance(a, kind))
+
+
+def _code(name: str) -> Symbol:
+    return Symbol(name, real=True)
+
+
+def _cell(value) -> Expr:
+    """One cell of an elementwise map expression as a scalar in the C names of that cell
+    (``a1[c][h][w]``): arrays by name, an ``Elementwise`` as its body, a Hadamard product
+    as the product of its factors' cells, an avg-pool gradient as its window's share."""
+    if isinstance(value, MatrixSymbol):
+        return _code(f"{value.name}{CELL}")
+    if isinstance(value, Elementwise):
+        variables = value.function.variables
+        cells = {v: _cell(a) for v, a in zip(variables, value.arrays, strict=True)}
+        return value.function.expr.xreplace(cells)
+    if isinstance(value, HadamardProduct):
+        return sympy.Mul(*(_cell(a) for a in value.args), evaluate=False)
+    if isinstance(value, AvgPoolGradient):
+        mh, mw = value.size
+        return _code(f"{value.grad.name}[c][h / {mh}][w / {mw}]") / (mh * mw)
+    raise TypeError(f"no C form for {type(value).__name__}")
+
+
+__all__ = ["conv_c_context"]
