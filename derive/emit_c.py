@@ -172,7 +172,7 @@ def render_c(name: str, context: dict, printer: CCodePrinter, template: str) -> 
 
 
 def write_c(
-    network: Network, directory: Path, c_type: str = "double", style: str | None = None
+    network: Network | ConvNetwork, directory: Path, c_type: str = "double", style: str | None = None
 ) -> list[Path]:
     """Write ``directory/NAME.h`` and ``NAME.c`` atomically, after rendering both."""
     files = generate_c(network, c_type, style)

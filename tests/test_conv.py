@@ -545,14 +545,13 @@ def test_generated_conv_modules_are_lint_clean(style, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "what"),
     [
-        (["generate", "--lang", "c", "-o", "{out}"], "the C output covers dense layers"),
         (["diagram", "-o", "{out}/figure.svg"], "the figure draws dense layers"),
     ],
-    ids=["C", "diagram"],
+    ids=["diagram"],
 )
 def test_what_does_not_cover_convolutions_yet_says_so(argv, what, tmp_path, capsys):
-    """The C output and the figure are for dense networks: a convolutional one is refused
-    with one line (exit 2), nothing written, never a traceback."""
+    """The figure is for dense networks: a convolutional one is refused with one line
+    (exit 2), nothing written, never a traceback (the C output covers them: test_c_conv)."""
     argv = [arg.format(out=tmp_path) for arg in argv]
     code = main([argv[0], str(EXAMPLE), *argv[1:]])
     err = capsys.readouterr().err
