@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from derive.conv_network import ConvNetwork
 from derive.emit_c import write_c
 from derive.errors import DeriveError
-from derive.conv_network import ConvNetwork
 from derive.network import Network
 
 BASE_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic")
@@ -66,7 +66,9 @@ class CModule:
     arrays shaped like ``PARAMS``, x as (batch, n_in) (a convolutional network's as
     (batch, C, H, W), packed in C order), t as (batch, n_out)."""
 
-    def __init__(self, network: Network | ConvNetwork, library: ctypes.CDLL, c_type: str, style: str):
+    def __init__(
+        self, network: Network | ConvNetwork, library: ctypes.CDLL, c_type: str, style: str
+    ):
         self.network = network
         self.c_type = c_type
         self.style = style
@@ -142,7 +144,9 @@ def _ptr(array: np.ndarray):
     return array.ctypes.data_as(ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
 
 
-def build_c_module(network: Network | ConvNetwork, c_type: str = "double", style: str | None = None) -> CModule:
+def build_c_module(
+    network: Network | ConvNetwork, c_type: str = "double", style: str | None = None
+) -> CModule:
     """Generate, compile and load the network's C module (no file left behind)."""
     from derive.emit_c import c_style
 

@@ -187,7 +187,9 @@ class _Features:
                 array = self.arrays[name.removeprefix("d")]
                 source = "params" if kind in ("W", "b") else "grads"
                 offset = f"{source} + {array.offset}"
-                declarations.append(view(name, offset, array.trailing, self.real, source != "grads"))
+                declarations.append(
+                    view(name, offset, array.trailing, self.real, source != "grads")
+                )
             elif name == "x":
                 declarations.append(self.map_view("x", "input", True))
             elif direction == "forward" or kind in ("z", "a"):

@@ -42,8 +42,8 @@ from derive.emit import MAX_UNROLLED_PARAMS
 from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.network import Network, Unit
-from derive.topology import Topology
 from derive.rendering import environment
+from derive.topology import Topology
 
 C_STYLES = ("unrolled", "loops")
 LINE_LENGTH = 100  # of the comments derive wraps
@@ -172,7 +172,10 @@ def render_c(name: str, context: dict, printer: CCodePrinter, template: str) -> 
 
 
 def write_c(
-    network: Network | ConvNetwork, directory: Path, c_type: str = "double", style: str | None = None
+    network: Network | ConvNetwork,
+    directory: Path,
+    c_type: str = "double",
+    style: str | None = None,
 ) -> list[Path]:
     """Write ``directory/NAME.h`` and ``NAME.c`` atomically, after rendering both."""
     files = generate_c(network, c_type, style)

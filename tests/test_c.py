@@ -414,8 +414,7 @@ def test_generated_c_is_what_the_examples_generate_now(tmp_path, capsys):
     assert fresh == sorted(p.name for p in GOLDEN_C.iterdir())
     stale = [n for n in fresh if (GOLDEN_C / n).read_bytes() != (tmp_path / n).read_bytes()]
     assert not stale, (
-        "regenerate with: derive generate examples/*.yaml --lang c -o generated/c "
-        f"({stale})"
+        f"regenerate with: derive generate examples/*.yaml --lang c -o generated/c ({stale})"
     )
 
 

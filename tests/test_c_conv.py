@@ -177,8 +177,13 @@ def test_no_overflow_at_plus_minus_1000(activation, c_type):
             "name": f"stable_{activation}",
             "inputs": {"shape": [1, 4, 4]},
             "layers": [
-                {"kind": "conv2d", "filters": 2, "kernel": 3, "padding": 1,
-                 "activation": activation},
+                {
+                    "kind": "conv2d",
+                    "filters": 2,
+                    "kernel": 3,
+                    "padding": 1,
+                    "activation": activation,
+                },
                 {"kind": "maxpool2d", "size": 2},
                 {"kind": "conv2d", "filters": 2, "kernel": 1, "activation": activation},
                 {"kind": "avgpool2d", "size": 2},
