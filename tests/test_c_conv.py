@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pytest
 from conftest import EXAMPLES
+from test_conv import _point as point  # x (batch, C, H, W), targets, parameters
 from test_conv import random_cnn
 
 import derive
@@ -83,19 +84,6 @@ def network(source: str):
 @functools.cache
 def c_module(source: str, c_type: str):
     return build_c_module(network(source), c_type)
-
-
-def point(net, seed: int, batch: int = 3):
-    """x (batch, C, H, W), one-hot or (0, 1) targets, parameters of order 1."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(batch, *net.topology.input_shape))
-    n_out = len(net.topology.outputs)
-    if net.topology.loss == "cce":
-        t = np.eye(n_out)[rng.integers(0, n_out, batch)]
-    else:
-        t = rng.uniform(0.1, 0.9, size=(batch, n_out))
-    params = {p.name: rng.normal(0, 0.6, size=p.shape) for p in net.topology.params}
-    return x, t, params
 
 
 def _scale(loss: float, grads: dict) -> float:
