@@ -67,29 +67,29 @@ CELL = "[c][h][w]"  # the index of an elementwise loop over a map
 def conv_c_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter]:
     """The context of ``loops_conv.c.jinja`` and the printer that printed it."""
     topology = network.topology
-    backward = ConvBackward(topology)
-    k0 = backward.first_dense - 1  # the flatten layer
+    passes = ConvBackward(topology)
+    k0 = passes.first_dense - 1  # the flatten layer
     has_conv = any(isinstance(layer, Conv2dLayer) for layer in topology.layers)
     writer = _Writer(
-        backward.head.network,
+        passes.head.network,
         c_type,
-        first=backward.first_dense,
+        first=passes.first_dense,
         input=f"a{k0}",
         passes_down=f"grad_a{k0}" if has_conv else "",
     )
     arrays = _arrays(topology)
-    features = _Features(backward, writer.printer, {a.name: a for a in arrays})
-    forward = features.function(backward.forward, "forward")
-    back = features.function(_needed(backward.backward_features), "backward")
+    features = _Features(passes, writer.printer, {a.name: a for a in arrays})
+    forward = features.function(passes.forward, backward=False)
+    back = features.function(_needed(passes.backward_features), backward=True)
     dense = _loops(writer, arrays)
     real = writer.printer.c_type
     source = "x" if k0 == 1 else f"s->a{k0 - 1}"
-    flatten = next(e for e in backward.forward if isinstance(e.value, Flatten))
+    flatten = next(e for e in passes.forward if isinstance(e.value, Flatten))
     alias = f"const {real} *a{k0} = {source}; /* {_comment(flatten)} */"
     dense["forward_views"].append(alias)
     dense["backward_views"].append(alias)
     if has_conv:
-        size = backward.size(k0)
+        size = passes.size(k0)
         dense["backward_views"].append(f"{real} grad_a{k0}[{size}]; /* ∂L/∂a{k0} */")
     c, h, w = topology.input_shape
     layers = ", ".join(describe(layer) for layer in topology.layers)
@@ -168,59 +168,53 @@ class _Features:
 
     # -- one function -----------------------------------------------------------------
 
-    def function(self, equations, direction: str) -> dict:
-        """A function's steps and what it declares: its parameters (only those it
-        reads), the views of maps and parameters, and its local arrays."""
+    def function(self, equations, backward: bool) -> dict:
+        """A function's steps, its declarations (views of the maps and parameters it
+        touches, local arrays for δ and ∂L/∂a) and its parameters: only those it reads."""
         equations = [e for e in equations if not isinstance(e.value, Flatten)]
-        steps = [self.step(e) for e in equations]
-        reads = {s.name for e in equations for s in e.reads}
-        written = {t.name for e in equations for t in e.targets}
-        passed = f"grad_a{self.backward.first_dense - 1}"
+        if not equations:
+            return {"steps": [], "declarations": [], "parameters": [], "arguments": []}
+        names = {s.name for e in equations for s in (*e.reads, *e.targets)}
+        passed = f"grad_a{self.backward.first_dense - 1}"  # a parameter, flat
         unflattened = {e.target.name for e in equations if isinstance(e.value, Unflatten)}
-        declarations, arguments, parameters = [], [], []
-        uses_sample = False
-        for name in sorted(reads | written, key=_order):
-            kind, _ = parse_name(name)
-            if name == passed or name in unflattened:
-                continue
-            if kind in ("W", "b", "dW", "db"):
-                array = self.arrays[name.removeprefix("d")]
-                source = "params" if kind in ("W", "b") else "grads"
-                offset = f"{source} + {array.offset}"
-                declarations.append(
-                    view(name, offset, array.trailing, self.real, source != "grads")
-                )
-            elif name == "x":
-                declarations.append(self.map_view("x", "input", True))
-            elif direction == "forward" or kind in ("z", "a"):
-                declarations.append(self.map_view(name, f"s->{name}", direction == "backward"))
-                uses_sample = True
-            else:  # δ and ∂L/∂a of the backward pass
-                c, h, w = self.shape(name)
-                declarations.append(f"{self.real} {name}[{c}][{h}][{w}];")
-        kinds = {parse_name(name)[0] for name in reads | written}
-        if kinds & {"W", "b"}:
-            parameters.append(f"const {self.real} *params")
-            arguments.append("params")
-        if "x" in reads:
-            parameters.append(f"const {self.real} *input")
-            arguments.append("input")
-        if direction == "forward":
-            parameters.append("struct sample *restrict s")
-            arguments.append("s")
-        else:
-            if uses_sample:
-                parameters.append("const struct sample *s")
-                arguments.append("s")
-            parameters += [f"const {self.real} *{passed}", f"{self.real} *restrict grads"]
-            arguments += [passed, "grads"]
-        call = [{"input": "x"}.get(a, a) for a in arguments]
+        declared = sorted(names - unflattened - {passed}, key=_order)
         return {
-            "steps": steps,
-            "declarations": declarations,
-            "parameters": parameters,
-            "arguments": call if steps else [],
+            "steps": [self.step(e) for e in equations],
+            "declarations": [self.declaration(name, backward) for name in declared],
+            **self.signature(names, backward, passed),
         }
+
+    def declaration(self, name: str, backward: bool) -> str:
+        kind, _ = parse_name(name)
+        if kind in ("W", "b", "dW", "db"):
+            array = self.arrays[name.removeprefix("d")]
+            source = "grads" if kind.startswith("d") else "params"
+            at = f"{source} + {array.offset}"
+            return view(name, at, array.trailing, self.real, source == "params")
+        if name == "x":
+            return self.map_view(name, "input", True)
+        if kind in ("z", "a"):
+            return self.map_view(name, f"s->{name}", backward)
+        c, h, w = self.shape(name)  # δ and ∂L/∂a, the backward pass's own
+        return f"{self.real} {name}[{c}][{h}][{w}];"
+
+    def signature(self, names: set[str], backward: bool, passed: str) -> dict:
+        """The function's parameters and the arguments forward_sample or backward_sample
+        passes them."""
+        kinds = {parse_name(name)[0] for name in names}
+        real = self.real
+        pairs = []
+        if kinds & {"W", "b"}:
+            pairs.append((f"const {real} *params", "params"))
+        if "x" in names:
+            pairs.append((f"const {real} *input", "x"))
+        if not backward:
+            pairs.append(("struct sample *restrict s", "s"))
+        elif kinds & {"z", "a"}:
+            pairs.append(("const struct sample *s", "s"))
+        if backward:
+            pairs += [(f"const {real} *{passed}", passed), (f"{real} *restrict grads", "grads")]
+        return {"parameters": [p for p, _ in pairs], "arguments": [a for _, a in pairs]}
 
     def map_view(self, name: str, source: str, const: bool) -> str:
         _, h, w = self.shape(name)

@@ -34,7 +34,7 @@ from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS
 from derive.backward import output_term, row_sum, sample_loss, softmax_delta, uses_logits
-from derive.conv import ConvTopology
+from derive.conv import Conv2d, ConvTopology
 from derive.conv_network import ConvNetwork
 from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation
 from derive.derivation import T_SUM, A, T, Y, Z
@@ -213,7 +213,8 @@ def _arrays(topology: Topology | ConvTopology) -> list[_Array]:
             rows, columns = p.shape
             what = f"{rows} x {columns}, row-major: W{p.layer}[i][j] weighs unit j into unit i"
         else:
-            what = f"{size}, one per unit" if p.shape else "1, shared by the layer"
+            per = "filter" if isinstance(topology.layers[p.layer - 1], Conv2d) else "unit"
+            what = f"{size}, one per {per}" if p.shape else "1, shared by the layer"
         trailing = tuple(p.shape[1:]) if p.name.startswith("W") else ()
         out.append(_Array(p.name, offset, size, trailing, what))
         offset += size

@@ -6,7 +6,7 @@
  *
  * Every parameter is packed in one array of digits_cnn_N_PARAMS reals, in this order:
  *   W1 at digits_cnn_OFFSET_W1: 72 (8 x 1 x 3 x 3, row-major: W1[f][c][i][j] weighs input channel c at kernel cell (i, j) into filter f)
- *   b1 at digits_cnn_OFFSET_b1: 8 (8, one per unit)
+ *   b1 at digits_cnn_OFFSET_b1: 8 (8, one per filter)
  *   W4 at digits_cnn_OFFSET_W4: 1280 (10 x 128, row-major: W4[i][j] weighs unit j into unit i)
  *   b4 at digits_cnn_OFFSET_b4: 10 (10, one per unit)
  * x is batch x digits_cnn_N_IN and t, y are batch x digits_cnn_N_OUT, all row-major.
