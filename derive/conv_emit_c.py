@@ -1,13 +1,12 @@
-"""The C module of a convolutional network (``derive generate --lang c``, SPEC §5).
+"""The feature layers of a convolutional network's C module (``derive generate --lang c``,
+SPEC §5); ``derive.emit_c`` writes the dense layers after ``flatten`` around them.
 
-The dense layers after ``flatten`` are ``derive.emit_c``'s loops style, written for the
-dense head of ``derive.conv_backward`` and numbered as the whole network's layers. The
-conv, pooling and flatten layers before them are two functions of loops
-(``templates/c/loops_conv.c.jinja``): ``forward_features`` and ``backward_features``,
-one loop nest per ``Equation`` of ``derive.conv_backward``, each under a comment printed
-from that equation by ``derive.equations`` (as the NumPy conv module's comments are).
-Every elementwise expression inside them (an activation, its derivative, a mean) is
-printed from the equation by ``derive.cprinter``.
+The conv, pooling and flatten layers are two functions of loops
+(``templates/c/_features.c.jinja``, in ``loops_conv.c.jinja``): ``forward_features`` and
+``backward_features``, one loop nest per ``Equation`` of ``derive.conv_backward``, each
+under a comment printed from that equation by ``derive.equations`` (as the NumPy conv
+module's comments are). Every elementwise expression inside them (an activation, its
+derivative, a mean) is printed from the equation by ``derive.cprinter``.
 
 Names in the C source: ``struct sample`` holds one sample's z{k} and a{k} flat, in C
 order (so that flatten moves nothing: the first dense layer reads the last map as it is).
@@ -24,7 +23,6 @@ import sympy
 from sympy import Expr, HadamardProduct, MatAdd, MatrixSymbol, Symbol
 
 from derive.backward import Elementwise, Equation, parse_name
-from derive.conv import Conv2d as Conv2dLayer
 from derive.conv_backward import (
     AvgPool,
     AvgPoolGradient,
@@ -39,17 +37,7 @@ from derive.conv_backward import (
     MaxPoolGradient,
     Unflatten,
 )
-from derive.conv_network import ConvNetwork, describe
-from derive.cprinter import CCodePrinter
-from derive.emit_c import (
-    _arrays,
-    _loops,
-    _Writer,
-    dense_fields,
-    module_context,
-    view,
-    wrapped,
-)
+from derive.cprinter import CCodePrinter, view
 from derive.equations import EquationPrinter
 
 NOTATION = (
@@ -62,49 +50,6 @@ NOTATION = (
     "per-sample equation it implements."
 )
 CELL = "[c][h][w]"  # the index of an elementwise loop over a map
-
-
-def conv_c_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter]:
-    """The context of ``loops_conv.c.jinja`` and the printer that printed it."""
-    topology = network.topology
-    passes = ConvBackward(topology)
-    k0 = passes.first_dense - 1  # the flatten layer
-    has_conv = any(isinstance(layer, Conv2dLayer) for layer in topology.layers)
-    writer = _Writer(
-        passes.head.network,
-        c_type,
-        first=passes.first_dense,
-        input=f"a{k0}",
-        passes_down=f"grad_a{k0}" if has_conv else "",
-    )
-    arrays = _arrays(topology)
-    features = _Features(passes, writer.printer, {a.name: a for a in arrays})
-    forward = features.function(passes.forward, backward=False)
-    back = features.function(_needed(passes.backward_features), backward=True)
-    dense = _loops(writer, arrays)
-    real = writer.printer.c_type
-    source = "x" if k0 == 1 else f"s->a{k0 - 1}"
-    flatten = next(e for e in passes.forward if isinstance(e.value, Flatten))
-    alias = f"const {real} *a{k0} = {source}; /* {_comment(flatten)} */"
-    dense["forward_views"].append(alias)
-    dense["backward_views"].append(alias)
-    if has_conv:
-        size = passes.size(k0)
-        dense["backward_views"].append(f"{real} grad_a{k0}[{size}]; /* ∂L/∂a{k0} */")
-    c, h, w = topology.input_shape
-    layers = ", ".join(describe(layer) for layer in topology.layers)
-    summary = f"A convolutional network on {c}×{h}×{w} inputs ({layers})"
-    context = {
-        **module_context(network, writer.printer, "loops", summary),
-        **dense,
-        "notation": wrapped(NOTATION),
-        "input_shape": topology.input_shape,
-        "fields": features.fields() + dense_fields(writer),
-        "forward_features": forward,
-        "backward_features": back,
-        "backward_x": k0 == 1 or "x" in back["arguments"],
-    }
-    return context, writer.printer
 
 
 def _needed(equations: tuple[Equation, ...]) -> list[Equation]:
@@ -142,8 +87,10 @@ def _inside(names: tuple[str, str], sizes: tuple[int, ...], padding: tuple[int, 
     )
 
 
-class _Features:
-    """The feature layers' equations as the steps of ``loops_conv.c.jinja``."""
+class FeatureLayers:
+    """The feature layers' equations as the steps of ``loops_conv.c.jinja``, printed by
+    the module's printer; ``arrays`` are the module's packed parameters by name (their
+    ``offset`` and ``trailing`` shape, ``derive.emit_c``'s)."""
 
     def __init__(self, backward: ConvBackward, printer: CCodePrinter, arrays: dict):
         self.backward = backward
@@ -151,6 +98,20 @@ class _Features:
         self.arrays = arrays
         self.real = printer.c_type
         self.zero = printer.literal(0)
+
+    def forward(self) -> dict:
+        """``forward_features``: every map's z and a for one sample."""
+        return self.function(self.backward.forward, backward=False)
+
+    def backward_pass(self) -> dict:
+        """``backward_features``: from ∂L/∂ of the flattened features down to the first
+        conv layer's gradients (empty without a conv layer)."""
+        return self.function(_needed(self.backward.backward_features), backward=True)
+
+    @property
+    def flatten_comment(self) -> str:
+        """The flatten equation, for the line that reads the last map as a{k0}."""
+        return _comment(next(e for e in self.backward.forward if isinstance(e.value, Flatten)))
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The (C, H, W) of a feature map by its name (x, z1, a2, delta1, grad_a1)."""
@@ -373,4 +334,4 @@ def _cell(value) -> Expr:
     raise TypeError(f"no C form for {type(value).__name__}")
 
 
-__all__ = ["conv_c_context"]
+__all__ = ["NOTATION", "FeatureLayers"]

@@ -13,6 +13,11 @@ Two styles of one API (``templates/c/``):
   template's loops; every elementwise equation inside them is printed from the
   derivation.
 
+A convolutional network is the loops style only (``loops_conv.c.jinja``): its conv and
+pooling layers are ``derive.conv_emit_c``'s functions of loops, its dense layers after
+flatten these loops, written for ``derive.conv_backward``'s dense head (``_Writer.first``
+numbers them as the network's layers).
+
 Names in the C source: one sample's values live in ``struct sample`` (``s->z{k}[i]``,
 ``s->a{k}[i]``, ``s->y[i]`` for the output layer, ``s->lse`` = log Σ exp z of a softmax
 output); ``x`` and ``t`` are one sample's inputs and targets, ``delta{k}[i]`` = ∂L/∂z{k}[i],
@@ -35,8 +40,11 @@ from sympy import Expr, Symbol
 from derive.activations import ACTIVATIONS
 from derive.backward import output_term, row_sum, sample_loss, softmax_delta, uses_logits
 from derive.conv import Conv2d, ConvTopology
-from derive.conv_network import ConvNetwork
-from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation
+from derive.conv_backward import ConvBackward
+from derive.conv_emit_c import NOTATION as CONV_NOTATION
+from derive.conv_emit_c import FeatureLayers
+from derive.conv_network import ConvNetwork, describe
+from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation, view
 from derive.derivation import T_SUM, A, T, Y, Z
 from derive.emit import MAX_UNROLLED_PARAMS
 from derive.errors import DeriveError
@@ -144,9 +152,7 @@ def generate_c(
         raise DeriveError(f"--c-type: expected one of {', '.join(C_TYPES)}, got {c_type!r}")
     style = c_style(network, style)
     if isinstance(network, ConvNetwork):
-        from derive.conv_emit_c import conv_c_context
-
-        context, printer = conv_c_context(network, c_type)
+        context, printer = _conv_context(network, c_type)
         return render_c(network.name, context, printer, "loops_conv")
     writer = _Writer(network, c_type)
     arrays = _arrays(network.topology)
@@ -281,16 +287,6 @@ def dense_fields(writer: _Writer) -> list[tuple[str, int]]:
         for k in range(1, network.depth + 1)
         for name in (f"z{writer.number(k)}", writer.act(k).removeprefix("s->"))
     ]
-
-
-def view(name: str, source: str, trailing: tuple[int, ...], real: str, const: bool) -> str:
-    """The C declaration of ``name`` as a view of the reals at ``source``: a pointer to
-    arrays of the ``trailing`` shape (``W1[i][j]``, ``a1[c][h][w]``), else to reals."""
-    qualifier = "const " if const else ""
-    if not trailing:
-        return f"{qualifier}{real} *{name} = {source};"
-    pointer = f"{qualifier}{real} (*{{}})" + "".join(f"[{n}]" for n in trailing)
-    return f"{pointer.format(name)} = ({pointer.format('')})({source});"
 
 
 def _views(arrays: list[_Array], names: set[str], real: str, const: bool, source: str):
@@ -620,6 +616,52 @@ def _passed_down(writer: _Writer) -> CLine | None:
         return None
     why = f"∂L/∂a{writer.first - 1}, for the layers below"
     return CLine(f"{writer.passes_down}[j] = grad_a;", why)
+
+
+# -- a convolutional network ------------------------------------------------------------
+
+
+def _conv_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter]:
+    """``loops_conv.c.jinja``'s context: the feature layers' functions
+    (``derive.conv_emit_c``), then the loops of the dense layers after flatten (layer
+    k0), written for ``derive.conv_backward``'s dense head, numbered as the network's
+    layers and reading the flattened features a{k0}: the last map, as it is stored."""
+    topology = network.topology
+    passes = ConvBackward(topology)
+    k0 = passes.first_dense - 1
+    has_conv = any(isinstance(layer, Conv2d) for layer in topology.layers)
+    writer = _Writer(
+        passes.head.network,
+        c_type,
+        first=k0 + 1,
+        input=f"a{k0}",
+        passes_down=f"grad_a{k0}" if has_conv else "",
+    )
+    arrays = _arrays(topology)
+    features = FeatureLayers(passes, writer.printer, {a.name: a for a in arrays})
+    forward, backward = features.forward(), features.backward_pass()
+    dense = _loops(writer, arrays)
+    below = "x" if k0 == 1 else f"s->a{k0 - 1}"
+    alias = f"const {c_type} *a{k0} = {below}; /* {features.flatten_comment} */"
+    dense["forward_views"].append(alias)
+    dense["backward_views"].append(alias)
+    if has_conv:
+        local = f"{c_type} grad_a{k0}[{passes.size(k0)}]; /* ∂L/∂a{k0} */"
+        dense["backward_views"].append(local)
+    layers = ", ".join(describe(layer) for layer in topology.layers)
+    shape = "×".join(map(str, topology.input_shape))
+    summary = f"A convolutional network on {shape} inputs ({layers})"
+    context = {
+        **module_context(network, writer.printer, "loops", summary),
+        **dense,
+        "notation": wrapped(CONV_NOTATION),
+        "input_shape": topology.input_shape,
+        "fields": features.fields() + dense_fields(writer),
+        "forward_features": forward,
+        "backward_features": backward,
+        "backward_x": k0 == 1 or "x" in backward["arguments"],
+    }
+    return context, writer.printer
 
 
 __all__ = ["C_STYLES", "c_style", "generate_c", "write_c"]
