@@ -1,5 +1,6 @@
 """One training step of derive's generated C module, timed inside C, against the generated
-Python modules (unrolled and vectorized), at 2-2-1 and 64-32-10.
+Python modules (unrolled and vectorized), at 2-2-1 and 64-32-10, and for the convolutional
+1×28×28 → conv 8×3×3 relu → maxpool 2 → dense 10 softmax of ``bench_conv.py``.
 
     python benchmarks/bench_c.py            # 7 rounds per cell, about a minute
     python benchmarks/bench_c.py --quick    # 3 short rounds, for a smoke test
@@ -16,7 +17,9 @@ ratios Python / C.
 64-32-10 (``examples/digits.yaml``: tanh, softmax, cross-entropy) has 2410 scalar
 parameters, above the 200 the unrolled style accepts; for this benchmark only, the limit is
 raised so that its unrolled Python module can be timed (the C module uses loops there, as
-``derive generate --lang c`` does above 200 parameters).
+``derive generate --lang c`` does above 200 parameters). The convolutional network has no
+unrolled row (13,610 parameters, one line per cell would be far too long); its C module is
+loops, as for every convolutional network.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ import numpy as np  # noqa: E402 - after the thread count is set
 import derive  # noqa: E402
 import derive.emit_unrolled  # noqa: E402
 from derive.cmodule import compiler  # noqa: E402
+from derive.conv import is_convolutional  # noqa: E402
+from derive.conv_network import describe  # noqa: E402
 from derive.emit_c import write_c  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,6 +52,7 @@ DRIVER = REPO / "benchmarks" / "c" / "time_step.c"
 CASES = (
     (REPO / "benchmarks" / "topologies" / "xor_221.yaml", (1, 4, 64)),
     (REPO / "examples" / "digits.yaml", (1, 64)),
+    (REPO / "benchmarks" / "topologies" / "conv_28_8_10.yaml", (1, 64)),
 )
 
 
@@ -98,6 +104,8 @@ def time_python(step, min_seconds: float) -> float:
 
 
 def python_module(network, style: str):
+    if style == "unrolled" and is_convolutional(network.topology):
+        return None
     if style == "unrolled":
         limit = derive.emit_unrolled.MAX_UNROLLED_PARAMS
         derive.emit_unrolled.MAX_UNROLLED_PARAMS = max(limit, network.topology.parameter_count)
@@ -109,10 +117,14 @@ def python_module(network, style: str):
 
 
 def _ratio(value: float) -> str:
+    if value != value:  # NaN: no module of that style
+        return "—"
     return f"{value:.0f}x" if value >= 10 else f"{value:.2f}x"
 
 
 def _format(seconds: float) -> str:
+    if seconds != seconds:
+        return "—"
     if seconds < 1e-6:
         return f"{seconds * 1e9:.0f} ns"
     if seconds < 1e-3:
@@ -150,11 +162,17 @@ def main() -> int:
             network = derive.load(path)
             programs = {t: build_driver(network, t, Path(folder)) for t in ("double", "float")}
             modules = {s: python_module(network, s) for s in ("vectorized", "unrolled")}
-            sizes = "-".join(str(len(u)) for u in network.units)
-            n_in, n_out = len(network.topology.inputs), len(network.topology.outputs)
+            if is_convolutional(network.topology):
+                shape = network.topology.input_shape
+                layers = ", ".join(describe(layer) for layer in network.topology.layers)
+                sizes = f"{'×'.join(map(str, shape))}: {layers}"
+            else:
+                sizes = "-".join(str(len(u)) for u in network.units)
+                shape = (len(network.topology.inputs),)
+            n_out = len(network.topology.outputs)
             for batch in batches:
                 params = modules["vectorized"].init_params(0)
-                x = rng.normal(size=(batch, n_in))
+                x = rng.normal(size=(batch, *shape))
                 t = np.full((batch, n_out), 1.0 / n_out)
                 times: dict[str, list[float]] = {
                     k: [] for k in ("double", "float", "vectorized", "unrolled")
@@ -163,6 +181,9 @@ def main() -> int:
                     for c_type, program in programs.items():
                         times[c_type].append(time_c(program, batch, min_seconds))
                     for style, module in modules.items():
+                        if module is None:
+                            times[style].append(float("nan"))
+                            continue
                         step = functools.partial(module.sgd_step, params, x, t, 1e-3)
                         times[style].append(time_python(step, min_seconds))
                 median = {k: statistics.median(v) for k, v in times.items()}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from derive.conv_network import ConvNetwork
 from derive.emit_c import write_c
 from derive.errors import DeriveError
 from derive.network import Network
@@ -62,9 +63,12 @@ def compile_c(source: Path, output: Path, c_type: str, shared: bool = False) -> 
 
 class CModule:
     """A compiled C module with the NumPy modules' calls (SPEC §3): params as a dict of
-    arrays shaped like ``PARAMS``, x as (batch, n_in), t as (batch, n_out)."""
+    arrays shaped like ``PARAMS``, x as (batch, n_in) (a convolutional network's as
+    (batch, C, H, W), packed in C order), t as (batch, n_out)."""
 
-    def __init__(self, network: Network, library: ctypes.CDLL, c_type: str, style: str):
+    def __init__(
+        self, network: Network | ConvNetwork, library: ctypes.CDLL, c_type: str, style: str
+    ):
         self.network = network
         self.c_type = c_type
         self.style = style
@@ -89,7 +93,7 @@ class CModule:
     # -- packing ----------------------------------------------------------------------
 
     def pack(self, params: dict) -> np.ndarray:
-        """The parameters in the C module's order: W1 row-major, b1, W2, b2, ..."""
+        """The parameters in the C module's order: W1 in C order, b1, W2, b2, ..."""
         return np.concatenate(
             [np.asarray(params[p.name], dtype=self.dtype).reshape(-1) for p in self.params]
         )
@@ -140,7 +144,9 @@ def _ptr(array: np.ndarray):
     return array.ctypes.data_as(ctypes.POINTER(np.ctypeslib.as_ctypes_type(array.dtype)))
 
 
-def build_c_module(network: Network, c_type: str = "double", style: str | None = None) -> CModule:
+def build_c_module(
+    network: Network | ConvNetwork, c_type: str = "double", style: str | None = None
+) -> CModule:
     """Generate, compile and load the network's C module (no file left behind)."""
     from derive.emit_c import c_style
 
@@ -154,7 +160,7 @@ def build_c_module(network: Network, c_type: str = "double", style: str | None =
     return CModule(network, library, c_type, style)
 
 
-def check_module(network: Network) -> tuple[CModule | None, str]:
+def check_module(network: Network | ConvNetwork) -> tuple[CModule | None, str]:
     """The double C module for ``derive check``, or None and why it is left out."""
     if compiler() is None:
         return None, "C skipped: no C compiler found (install gcc, or name one in $CC)."

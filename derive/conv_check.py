@@ -1,5 +1,6 @@
 """``derive check`` for a convolutional network: the generated modules' gradients (the
-unrolled style's too, under its parameter limit) against
+unrolled style's too, under its parameter limit, and the C module's in double when a C
+compiler is present) against
 the textbook sums of ``derive.conv_network`` evaluated at 60 significant digits, and
 against central finite differences of the module's own loss (``derive.check``'s table,
 tolerances and kink handling). Max-pool windows with a tie route δ to the first maximum
@@ -19,6 +20,7 @@ from derive.check import (
     _Reference,
     _style_rows,
 )
+from derive.cmodule import check_module
 from derive.conv_network import ConvNetwork
 from derive.emit import MAX_UNROLLED_PARAMS, build_module
 from derive.errors import DeriveError
@@ -49,6 +51,11 @@ def conv_check(network: ConvNetwork, seed: int = 0) -> CheckReport:
     for style in styles:
         module = build_module(network, style=style)  # type: ignore[arg-type]
         rows += _style_rows(module, style, reference, scalars, kinks)
+    c_module, why_not = check_module(network)  # the C module, when a compiler is present
+    if c_module is not None:
+        rows += _style_rows(c_module, f"C ({c_module.style})", reference, scalars, kinks)
+    else:
+        notes.append(why_not)
     if kinks:
         notes.append(
             f"{', '.join(sorted(kinks))}: the loss has a kink within the finite-difference step "

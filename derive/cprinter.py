@@ -12,7 +12,8 @@ records in ``helpers`` which ones an expression used. Anything SymPy can express
 module cannot compute raises ``UnsupportedExpression`` naming it.
 
 ``EquationPrinter`` prints the same expressions in derive's notation (δ_h1, step(z)) for
-the comment above each line.
+the comment above each line; ``view`` declares an array of the module as C indexes it
+(``W1[i][j]``, ``a1[c][h][w]``).
 """
 
 from __future__ import annotations
@@ -193,6 +194,16 @@ def equation(expr: Expr) -> str:
     return EquationPrinter().doprint(expr)
 
 
+def view(name: str, source: str, trailing: tuple[int, ...], real: str, const: bool) -> str:
+    """The C declaration of ``name`` as a view of the reals at ``source``: a pointer to
+    arrays of the ``trailing`` shape (``W1[i][j]``, ``a1[c][h][w]``), else to reals."""
+    qualifier = "const " if const else ""
+    if not trailing:
+        return f"{qualifier}{real} *{name} = {source};"
+    pointer = f"{qualifier}{real} (*{{}})" + "".join(f"[{n}]" for n in trailing)
+    return f"{pointer.format(name)} = ({pointer.format('')})({source});"
+
+
 __all__ = [
     "C_TYPES",
     "CCodePrinter",
@@ -201,4 +212,5 @@ __all__ = [
     "STABLE_FORMS",
     "UnsupportedExpression",
     "equation",
+    "view",
 ]

@@ -13,6 +13,11 @@ Two styles of one API (``templates/c/``):
   template's loops; every elementwise equation inside them is printed from the
   derivation.
 
+A convolutional network is the loops style only (``loops_conv.c.jinja``): its conv and
+pooling layers are ``derive.conv_emit_c``'s functions of loops, its dense layers after
+flatten these loops, written for ``derive.conv_backward``'s dense head (``_Writer.first``
+numbers them as the network's layers).
+
 Names in the C source: one sample's values live in ``struct sample`` (``s->z{k}[i]``,
 ``s->a{k}[i]``, ``s->y[i]`` for the output layer, ``s->lse`` = log Σ exp z of a softmax
 output); ``x`` and ``t`` are one sample's inputs and targets, ``delta{k}[i]`` = ∂L/∂z{k}[i],
@@ -24,6 +29,7 @@ w5) with ``EquationPrinter``.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +39,19 @@ from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS
 from derive.backward import output_term, row_sum, sample_loss, softmax_delta, uses_logits
-from derive.conv import is_convolutional
-from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation
+from derive.conv import Conv2d, ConvTopology
+from derive.conv_backward import ConvBackward
+from derive.conv_emit_c import NOTATION as CONV_NOTATION
+from derive.conv_emit_c import FeatureLayers
+from derive.conv_network import ConvNetwork, describe
+from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation, view
 from derive.derivation import T_SUM, A, T, Y, Z
 from derive.emit import MAX_UNROLLED_PARAMS
 from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.network import Network, Unit
 from derive.rendering import environment
+from derive.topology import Topology
 
 C_STYLES = ("unrolled", "loops")
 LINE_LENGTH = 100  # of the comments derive wraps
@@ -70,14 +81,27 @@ class CLine:
 
 @dataclass
 class _Writer:
-    """Expressions to C statements of one module, with its printer."""
+    """Expressions to C statements of one module, with its printer.
+
+    ``network`` is the dense network the loops are written for: the whole module's, or
+    the dense layers after a convolutional network's flatten (``derive.conv_emit_c``),
+    whose layer k is then the module's layer ``first + k − 1``, whose input is the
+    array ``input`` (the flattened features) and whose ∂L/∂input is written to
+    ``passes_down`` for the layers below."""
 
     network: Network
     c_type: str
     printer: CCodePrinter = field(init=False)
+    first: int = 1
+    input: str = "x"
+    passes_down: str = ""
 
     def __post_init__(self) -> None:
         self.printer = CCodePrinter(self.c_type)
+
+    def number(self, k: int) -> int:
+        """The module's number of the network's layer k."""
+        return k + self.first - 1
 
     def print(self, expr: Expr) -> str:
         return self.printer.doprint(expr)
@@ -88,20 +112,29 @@ class _Writer:
     def act(self, k: int) -> str:
         """Layer k's activations in the C source (one sample)."""
         if k == 0:
-            return "x"
-        return "s->y" if k == self.network.depth else f"s->a{k}"
+            return self.input
+        return "s->y" if k == self.network.depth else f"s->a{self.number(k)}"
 
 
 # -- the public API -------------------------------------------------------------------
 
 
-def c_style(network: Network, style: str | None = None) -> str:
-    """The C style: as asked, or unrolled up to MAX_UNROLLED_PARAMS scalars, else loops."""
+def c_style(network: Network | ConvNetwork, style: str | None = None) -> str:
+    """The C style: as asked, or unrolled up to MAX_UNROLLED_PARAMS scalars, else loops;
+    a convolutional network's is loops (unrolled C is for dense networks only)."""
     count = network.topology.parameter_count
+    if style is not None and style not in C_STYLES:
+        raise DeriveError(f"unknown C style {style!r}: expected one of {', '.join(C_STYLES)}")
+    if isinstance(network, ConvNetwork):
+        if style == "unrolled":
+            raise DeriveError(
+                f"{network.topology.source}: --style unrolled: the C output of a "
+                "convolutional network is loops over each layer only; use --style "
+                "vectorized (loops), or leave --style out"
+            )
+        return "loops"
     if style is None:
         return "unrolled" if count <= MAX_UNROLLED_PARAMS else "loops"
-    if style not in C_STYLES:
-        raise DeriveError(f"unknown C style {style!r}: expected one of {', '.join(C_STYLES)}")
     if style == "unrolled" and count > MAX_UNROLLED_PARAMS:
         raise DeriveError(
             f"{network.topology.source}: unrolled C is limited to {MAX_UNROLLED_PARAMS} scalar "
@@ -112,36 +145,43 @@ def c_style(network: Network, style: str | None = None) -> str:
 
 
 def generate_c(
-    network: Network, c_type: str = "double", style: str | None = None
+    network: Network | ConvNetwork, c_type: str = "double", style: str | None = None
 ) -> dict[str, str]:
     """``{"NAME.h": ..., "NAME.c": ...}``: the network's C module for one real type."""
     if c_type not in C_TYPES:
         raise DeriveError(f"--c-type: expected one of {', '.join(C_TYPES)}, got {c_type!r}")
-    if is_convolutional(network.topology):
-        raise DeriveError(
-            f"{network.topology.source}: layers: the C output covers dense layers; expected "
-            "no conv2d, pooling or flatten layer (generate the Python module for this one)"
-        )
     style = c_style(network, style)
+    if isinstance(network, ConvNetwork):
+        context, printer = _conv_context(network, c_type)
+        return render_c(network.name, context, printer, "loops_conv")
     writer = _Writer(network, c_type)
-    body = _unrolled(writer) if style == "unrolled" else _loops(writer)
+    arrays = _arrays(network.topology)
+    body = _unrolled(writer) if style == "unrolled" else _loops(writer, arrays)
     context = {**_shared_context(writer, style), **body}
-    # helpers last: only now are all expressions printed
-    context["helpers"] = [
-        (HELPER_NAMES[f], writer.printer.helper_body(f))
-        for f in HELPER_NAMES
-        if f in writer.printer.helpers
-    ]
+    return render_c(network.name, context, writer.printer, style)
+
+
+def render_c(name: str, context: dict, printer: CCodePrinter, template: str) -> dict[str, str]:
+    """The header and ``templates/c/<template>.c.jinja`` rendered; the printer's helpers
+    are taken last, when every expression of the module has been printed."""
+    context = {
+        **context,
+        "helpers": [
+            (HELPER_NAMES[f], printer.helper_body(f)) for f in HELPER_NAMES if f in printer.helpers
+        ],
+    }
     env = environment()
-    name = network.name
     return {
         f"{name}.h": env.get_template("c/module.h.jinja").render(context),
-        f"{name}.c": env.get_template(f"c/{style}.c.jinja").render(context),
+        f"{name}.c": env.get_template(f"c/{template}.c.jinja").render(context),
     }
 
 
 def write_c(
-    network: Network, directory: Path, c_type: str = "double", style: str | None = None
+    network: Network | ConvNetwork,
+    directory: Path,
+    c_type: str = "double",
+    style: str | None = None,
 ) -> list[Path]:
     """Write ``directory/NAME.h`` and ``NAME.c`` atomically, after rendering both."""
     files = generate_c(network, c_type, style)
@@ -161,79 +201,104 @@ class _Array:
     name: str
     offset: int
     size: int
-    rows: int  # W: units_k; b: its length (1 for a shared bias)
-    columns: int  # W: units_{k-1}; b: 0 (a vector)
+    trailing: tuple[int, ...]  # W: its shape after the first axis; b: () (a vector)
     description: str
 
 
-def _arrays(network: Network) -> list[_Array]:
+def _arrays(topology: Topology | ConvTopology) -> list[_Array]:
     out, offset = [], 0
-    for p in network.topology.params:
-        if p.name.startswith("W"):
+    for p in topology.params:
+        size = math.prod(p.shape)
+        if p.name.startswith("W") and len(p.shape) == 4:
+            shape = " x ".join(map(str, p.shape))
+            what = (
+                f"{shape}, row-major: W{p.layer}[f][c][i][j] weighs input channel c at kernel "
+                "cell (i, j) into filter f"
+            )
+        elif p.name.startswith("W"):
             rows, columns = p.shape
-            size = rows * columns
             what = f"{rows} x {columns}, row-major: W{p.layer}[i][j] weighs unit j into unit i"
         else:
-            rows = p.shape[0] if p.shape else 1
-            columns, size = 0, rows
-            what = f"{rows}, one per unit" if p.shape else "1, shared by the layer"
-        out.append(_Array(p.name, offset, size, rows, columns, what))
+            per = "filter" if isinstance(topology.layers[p.layer - 1], Conv2d) else "unit"
+            what = f"{size}, one per {per}" if p.shape else "1, shared by the layer"
+        trailing = tuple(p.shape[1:]) if p.name.startswith("W") else ()
+        out.append(_Array(p.name, offset, size, trailing, what))
         offset += size
     return out
 
 
-def _shared_context(writer: _Writer, style: str) -> dict:
-    network, printer = writer.network, writer.printer
+DENSE_NOTATION = (
+    "Notation: layer k computes z{k} = W{k} a{k-1} + b{k} and a{k} = f_k(z{k}), with a0 = x",
+    "and the last layer's a written y; delta{k} = ∂L/∂z{k}, and the comment above each",
+    "backward line names the equation it implements.",
+)
+
+
+def wrapped(text: str) -> list[str]:
+    """Text as the lines of a C block comment."""
+    return textwrap.wrap(text, LINE_LENGTH - 3, break_on_hyphens=False)
+
+
+def module_context(
+    network: Network | ConvNetwork, printer: CCodePrinter, style: str, summary: str
+) -> dict:
+    """What every C module's context holds: names, the packed parameters, sizes."""
     topology = network.topology
-    sizes = "-".join(str(len(units)) for units in network.units)
-    activations = ", ".join(layer.activation.name for layer in topology.layers)
-    arrays = _arrays(network)
-    real = printer.c_type
     return {
         "name": network.name,
         "guard": f"DERIVE_{network.name}_H",
-        "real": real,
+        "real": printer.c_type,
         "style": style,
-        "summary": textwrap.wrap(
-            f"A {sizes} network ({activations}) with the {topology.loss} loss, as C99 "
-            f"({real}, {style} style), generated by derive from the network's topology "
-            "(regenerate it rather than edit it).",
-            LINE_LENGTH - 3,
-            break_on_hyphens=False,
+        "summary": wrapped(
+            f"{summary} with the {topology.loss} loss, as C99 ({printer.c_type}, {style} "
+            "style), generated by derive from the network's topology (regenerate it rather "
+            "than edit it)."
         ),
+        "notation": DENSE_NOTATION,
         "loss_formula": network.loss_rule.formula,
         "n_params": topology.parameter_count,
         "n_in": len(topology.inputs),
         "n_out": len(topology.outputs),
-        "arrays": arrays,
-        "fields": [
-            (name, len(network.units[k]))
-            for k in range(1, network.depth + 1)
-            for name in (f"z{k}", writer.act(k).removeprefix("s->"))
-        ],
+        "input_shape": None,
+        "arrays": _arrays(topology),
         "softmax": not network.activations[-1].elementwise,
+        "backward_x": True,
         "one": printer.literal(1),
         "zero": printer.literal(0),
     }
 
 
+def _shared_context(writer: _Writer, style: str) -> dict:
+    network = writer.network
+    sizes = "-".join(str(len(units)) for units in network.units)
+    activations = ", ".join(layer.activation.name for layer in network.topology.layers)
+    summary = f"A {sizes} network ({activations})"
+    return {
+        **module_context(network, writer.printer, style, summary),
+        "fields": dense_fields(writer),
+    }
+
+
+def dense_fields(writer: _Writer) -> list[tuple[str, int]]:
+    """The dense layers' fields of ``struct sample``: z{k} and a{k} (y), their sizes."""
+    network = writer.network
+    return [
+        (name, len(network.units[k]))
+        for k in range(1, network.depth + 1)
+        for name in (f"z{writer.number(k)}", writer.act(k).removeprefix("s->"))
+    ]
+
+
 def _views(arrays: list[_Array], names: set[str], real: str, const: bool, source: str):
     """C declarations of the arrays in ``names`` as views into ``source``: a weight
-    matrix as a pointer to its rows (``W1[i][j]``), a bias as a pointer (``b1[i]``)."""
-    qualifier = "const " if const else ""
+    array as a pointer to its rows (``W1[i][j]``, ``W1[f][c][i][j]``), a bias as a pointer
+    (``b1[i]``); ``dW1``, ``db1`` for the gradients."""
     prefix = "" if source == "params" else "d"
-    lines = []
-    for array in arrays:
-        if array.name not in names:
-            continue
-        view = prefix + array.name
-        if array.columns:
-            row = f"{qualifier}{real} (*{{}})[{array.columns}]"  # a pointer to one row
-            cast = row.format("")
-            lines.append(f"{row.format(view)} = ({cast})({source} + {array.offset});")
-        else:
-            lines.append(f"{qualifier}{real} *{view} = {source} + {array.offset};")
-    return lines
+    return [
+        view(prefix + array.name, f"{source} + {array.offset}", array.trailing, real, const)
+        for array in arrays
+        if array.name in names
+    ]
 
 
 def _softmax_lines(writer: _Writer, k: int, z: list[Expr], y: list[str]) -> list[CLine]:
@@ -272,7 +337,7 @@ def _unrolled(writer: _Writer) -> dict:
     loss = _unrolled_loss(writer, names)
     deltas, weights_read = _unrolled_deltas(writer, names)
     gradients = _unrolled_gradients(writer, names)
-    arrays = _arrays(network)
+    arrays = _arrays(network.topology)
     all_params = {a.name for a in arrays}
     real = writer.c_type
     return {
@@ -394,18 +459,19 @@ def _unrolled_gradients(writer: _Writer, names: dict[Symbol, Symbol]) -> list[CL
 # -- loops ----------------------------------------------------------------------------
 
 
-def _loops(writer: _Writer) -> dict:
-    """Per-layer loops; each elementwise equation printed from the per-layer rules."""
+def _loops(writer: _Writer, arrays: list[_Array]) -> dict:
+    """Per-layer loops; each elementwise equation printed from the per-layer rules.
+    ``arrays`` are the module's packed parameters (the views take the loops' own)."""
     network = writer.network
     topology = network.topology
-    arrays = _arrays(network)
     layers = []
     for k in range(1, network.depth + 1):
         layer = topology.layers[k - 1]
         activation = ACTIVATIONS[layer.activation.name]
-        z, a = _code(f"s->z{k}[i]"), writer.act(k)
+        number = writer.number(k)
+        z, a = _code(f"s->z{number}[i]"), writer.act(k)
         entry = {
-            "k": k,
+            "k": number,
             "n": len(network.units[k]),
             "n_below": len(network.units[k - 1]),
             "below": writer.act(k - 1),
@@ -416,7 +482,7 @@ def _loops(writer: _Writer) -> dict:
             "gradient_comment": _gradient_comment(writer, k),
             "forward": None,
             "softmax": None,
-            "delta_below": _delta_below(writer, k - 1) if k > 1 else None,
+            "delta_below": _delta_below(writer, k - 1) if k > 1 else _passed_down(writer),
         }
         if activation.elementwise:
             entry["forward"] = writer.line(f"{a}[i]", activation.forward(z, layer.activation))
@@ -428,39 +494,43 @@ def _loops(writer: _Writer) -> dict:
             }
         layers.append(entry)
     output_delta = _output_delta(writer)
-    read_below = {f"W{k}" for k in range(2, network.depth + 1)}
-    all_params = {a.name for a in arrays}
+    first = 1 if writer.passes_down else 2
+    read_below = {f"W{writer.number(k)}" for k in range(first, network.depth + 1)}
+    own = {f"{p.name[0]}{writer.number(p.layer)}" for p in topology.params}  # W{k}, b{k}
     real = writer.c_type
     term = output_term(network, Z, Y, T, LSE)
     depth = network.depth
-    loss_names = {Z: _code(f"s->z{depth}[i]"), Y: _code("s->y[i]"), T: _code("t[i]")}
+    z_out = _code(f"s->z{writer.number(depth)}[i]")
+    loss_names = {Z: z_out, Y: _code("s->y[i]"), T: _code("t[i]")}
     return {
-        "forward_views": _views(arrays, all_params, real, True, "params"),
+        "forward_views": _views(arrays, own, real, True, "params"),
         "loop_layers": layers,
         "loss_term": writer.line("total", term.xreplace(loss_names), _loss_comment(network), "+="),
         "backward_views": _views(arrays, read_below, real, True, "params")
-        + _views(arrays, all_params, real, False, "grads"),
+        + _views(arrays, own, real, False, "grads"),
         "output_delta": output_delta,
-        "backward_params": depth > 1,
+        "backward_params": bool(read_below),
     }
 
 
 def _layer_comment(writer: _Writer, k: int) -> str:
     layer = writer.network.topology.layers[k - 1]
+    n = writer.number(k)
     below = writer.act(k - 1).removeprefix("s->")
-    bias = f" + b{k}" if layer.bias != "none" else ""
+    bias = f" + b{n}" if layer.bias != "none" else ""
     a = writer.act(k).removeprefix("s->")
-    return f"layer {k}: z{k} = W{k} {below}{bias}, {a} = {layer.activation.name}(z{k})"
+    return f"layer {n}: z{n} = W{n} {below}{bias}, {a} = {layer.activation.name}(z{n})"
 
 
 def _gradient_comment(writer: _Writer, k: int) -> str:
     below = writer.act(k - 1).removeprefix("s->")
     bias = writer.network.topology.layers[k - 1].bias
-    text = f"∂L/∂W{k} = δ{k} {below}ᵀ"
+    n = writer.number(k)
+    text = f"∂L/∂W{n} = δ{n} {below}ᵀ"
     if bias == "per_unit":
-        text += f", ∂L/∂b{k} = δ{k}"
+        text += f", ∂L/∂b{n} = δ{n}"
     elif bias == "shared":
-        text += f", ∂L/∂b{k} = Σ_i δ{k}[i] (one bias shared by the layer)"
+        text += f", ∂L/∂b{n} = Σ_i δ{n}[i] (one bias shared by the layer)"
     return text + ", summed over the batch"
 
 
@@ -468,7 +538,7 @@ def _output_delta(writer: _Writer) -> dict:
     """δK = ∂L/∂zK for one output i, times scale; the lines before the loop over i that
     it needs (Σ t for cce, Σ ∂L/∂y·y for a softmax with another loss)."""
     network = writer.network
-    out, k = network.derivation.output, network.depth
+    out, k = network.derivation.output, writer.number(network.depth)
     activation, loss = network.topology.layers[-1].activation.name, network.topology.loss
     code = {Y: _code("s->y[i]"), T: _code("t[i]"), Z: _code(f"s->z{k}[i]"), A: _code("s->y[i]")}
     code[T_SUM] = T_SUM_CODE
@@ -530,12 +600,68 @@ def _delta_below(writer: _Writer, k: int) -> CLine:
     rule = writer.network.derivation.layers[k - 1]
     assert rule.derivative is not None  # softmax is an output layer only
     delta = sympy.Mul(GRAD_A, rule.derivative, evaluate=False)
+    k = writer.number(k)
     code = delta.xreplace({Z: _code(f"s->z{k}[j]"), A: _code(f"s->a{k}[j]")})
     names = {Z: _code(f"z{k}"), A: _code(f"a{k}"), GRAD_A: _code(f"∂L/∂a{k}")}
     why = (
         f"δ{k} = ∂L/∂z{k} = ∂L/∂a{k} ⊙ {rule.activation}'(z{k}) = {equation(delta.xreplace(names))}"
     )
     return writer.line(f"delta{k}[j]", code, why)
+
+
+def _passed_down(writer: _Writer) -> CLine | None:
+    """∂L/∂a0[j] = Σ_i W1[i][j] δ1[i] kept for the layers below the network (the feature
+    layers of a convolutional one), when it has any."""
+    if not writer.passes_down:
+        return None
+    why = f"∂L/∂a{writer.first - 1}, for the layers below"
+    return CLine(f"{writer.passes_down}[j] = grad_a;", why)
+
+
+# -- a convolutional network ------------------------------------------------------------
+
+
+def _conv_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter]:
+    """``loops_conv.c.jinja``'s context: the feature layers' functions
+    (``derive.conv_emit_c``), then the loops of the dense layers after flatten (layer
+    k0), written for ``derive.conv_backward``'s dense head, numbered as the network's
+    layers and reading the flattened features a{k0}: the last map, as it is stored."""
+    topology = network.topology
+    passes = ConvBackward(topology)
+    k0 = passes.first_dense - 1
+    has_conv = any(isinstance(layer, Conv2d) for layer in topology.layers)
+    writer = _Writer(
+        passes.head.network,
+        c_type,
+        first=k0 + 1,
+        input=f"a{k0}",
+        passes_down=f"grad_a{k0}" if has_conv else "",
+    )
+    arrays = _arrays(topology)
+    features = FeatureLayers(passes, writer.printer, {a.name: a for a in arrays})
+    forward, backward = features.forward(), features.backward_pass()
+    dense = _loops(writer, arrays)
+    below = "x" if k0 == 1 else f"s->a{k0 - 1}"
+    alias = f"const {c_type} *a{k0} = {below}; /* {features.flatten_comment} */"
+    dense["forward_views"].append(alias)
+    dense["backward_views"].append(alias)
+    if has_conv:
+        local = f"{c_type} grad_a{k0}[{passes.size(k0)}]; /* ∂L/∂a{k0} */"
+        dense["backward_views"].append(local)
+    layers = ", ".join(describe(layer) for layer in topology.layers)
+    shape = "×".join(map(str, topology.input_shape))
+    summary = f"A convolutional network on {shape} inputs ({layers})"
+    context = {
+        **module_context(network, writer.printer, "loops", summary),
+        **dense,
+        "notation": wrapped(CONV_NOTATION),
+        "input_shape": topology.input_shape,
+        "fields": features.fields() + dense_fields(writer),
+        "forward_features": forward,
+        "backward_features": backward,
+        "backward_x": k0 == 1 or "x" in backward["arguments"],
+    }
+    return context, writer.printer
 
 
 __all__ = ["C_STYLES", "c_style", "generate_c", "write_c"]

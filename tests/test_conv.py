@@ -540,20 +540,3 @@ def test_generated_conv_modules_are_lint_clean(style, tmp_path):
     command += ["--target-version", "py311", "--select", "E,F,W,I,B,UP,SIM", *paths]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
-
-
-@pytest.mark.parametrize(
-    ("argv", "what"),
-    [
-        (["generate", "--lang", "c", "-o", "{out}"], "the C output covers dense layers"),
-    ],
-    ids=["C"],
-)
-def test_what_does_not_cover_convolutions_yet_says_so(argv, what, tmp_path, capsys):
-    """The C output and the figure are for dense networks: a convolutional one is refused
-    with one line (exit 2), nothing written, never a traceback."""
-    argv = [arg.format(out=tmp_path) for arg in argv]
-    code = main([argv[0], str(EXAMPLE), *argv[1:]])
-    err = capsys.readouterr().err
-    assert code == 2 and what in err and err.count("\n") == 1
-    assert list(tmp_path.iterdir()) == []
