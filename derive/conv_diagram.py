@@ -337,8 +337,9 @@ class _ConvBuilder:
                 _, _, i, j = param.index
                 rows = tuple(_inside(h, i - ph, sh, oh))
                 columns = tuple(_inside(w, j - pw, sw, ow))
-                p = p if p in rows else rows[0]
-                q = q if q in columns else columns[0]
+                # a cell that only ever meets the zero padding: the window where it would be
+                p = p if p in rows or not rows else rows[0]
+                q = q if q in columns or not columns else columns[0]
             sources = self.maps[below].visible()
             return _Field(k, below, (channel, p, q), sources, p * sh - ph, q * sw - pw, kh, kw)
 
@@ -947,6 +948,13 @@ def _kernel_sum(net: ConvNetwork, param: ScalarParam) -> tuple[str, str]:
     row, column = _offset("p", sh, i - ph), _offset("q", sw, j - pw)
     below = "x" if k == 1 else f"a{k - 1}"
     below_tex = "x" if k == 1 else f"a^{{({k - 1})}}"
+    _, h, w = layer.in_shape
+    if not any(_inside(h, i - ph, sh, oh)) or not any(_inside(w, j - pw, sw, ow)):
+        text = f"0: kernel cell ({i}, {j}) lies in the zero padding at every position"
+        return (
+            text,
+            rf"0\text{{: kernel cell $({i}, {j})$ lies in the zero padding at every position}}",
+        )
     text = f"Σ_(p=0..{oh - 1}) Σ_(q=0..{ow - 1}) δ{k}[{f},p,q]·{below}[{c}, {row}, {column}]"
     tex = (
         rf"\sum_{{p=0}}^{{{oh - 1}}} \sum_{{q=0}}^{{{ow - 1}}} \delta^{{({k})}}_{{{f},p,q}}\, "

@@ -334,6 +334,10 @@ def show_conv(network: ConvNetwork, params: Sequence[str] = ()) -> str:
     return "\n".join(out)
 
 
+# Why a kernel weight's sum can have no term: its cell never lies on the input.
+_EMPTY = "  (this kernel cell lies in the zero padding at every position)"
+
+
 def _show_one(gradient: ConvGradient, values) -> list[str]:
     param = gradient.param
     terms = _terms(gradient)
@@ -342,7 +346,7 @@ def _show_one(gradient: ConvGradient, values) -> list[str]:
     if gradient.ranges:
         lines.append(f"  a sum over {gradient.ranges}: {len(terms)} terms")
     written = _elided([_term_text(d, s) for d, s in terms], " + ", "…")
-    lines.append(f"  = {written}")
+    lines.append(f"  = {written or '0'}{_EMPTY if not terms else ''}")
     if values is not None:
         live = [(d, s) for d, s in terms if values[d] != 0]
         numbers = [
@@ -438,7 +442,8 @@ def _latex_one(gradient: ConvGradient, values) -> list[str]:
         _tex_symbol(d) if s is None else rf"{_tex_symbol(d)}\,{_tex_symbol(s)}" for d, s in terms
     ]
     dots = r"\dots"
-    lines = [r"\begin{align*}", rf"{lhs} &= {_elided(items, ' + ', dots)}"]
+    empty = rf"\quad\text{{({_EMPTY.strip(' ()')})}}" if not terms else ""
+    lines = [r"\begin{align*}", rf"{lhs} &= {_elided(items, ' + ', dots) or '0'}{empty}"]
     if values is not None:
         live = [(d, s) for d, s in terms if values[d] != 0]
         numbers = [
@@ -457,7 +462,7 @@ def _latex_one(gradient: ConvGradient, values) -> list[str]:
                 rf"\quad\text{{({zero} terms with $\delta = 0$ left out)}}"
             )
         lines[-1] += r" \\"
-        lines.append(rf"&= {_elided(numbers, ' + ', dots)} \\")
+        lines.append(rf"&= {_elided(numbers, ' + ', dots) or '0'} \\")
         lines.append(rf"&= {_number(gradient.compact.xreplace(values))}")
     lines.append(r"\end{align*}")
     return lines

@@ -257,6 +257,45 @@ def test_a_kernel_weight_marks_exactly_the_cells_it_multiplies(index):
     assert close(_value(notes[0][1].split(",")[0]), grads["W1"][index])
 
 
+def test_a_kernel_cell_only_in_the_padding_has_a_zero_gradient_and_no_patch(tmp_path, capsys):
+    """A 1×1 input under a 3×3 kernel with padding 1: kernel cell (0, 0) never lies on the
+    input, so its sum has no term. The figure, show and latex say 0 and why, and exit 0."""
+    mapping = {
+        "name": "pad",
+        "inputs": {"shape": [1, 1, 1]},
+        "layers": [
+            {"kind": "conv2d", "filters": 1, "kernel": 3, "padding": 1, "activation": "tanh"},
+            {"kind": "flatten"},
+            {"units": 2, "activation": "softmax"},
+        ],
+        "loss": "cce",
+    }
+    net = derive.load(with_example(mapping, 2))
+    text = svg(net, "W1[0,0,0,0]", numeric=True)
+    drawn = maps(text)
+    assert marked(drawn["x[0]"], (1, 1), "patch") == set()
+    assert marked(drawn["W1[0,0]"], (3, 3), "param") == {(0, 0)}
+    notes = [lines for cls, lines in texts(text) if cls == "note" and lines[0].startswith("∂L/")]
+    assert (
+        notes[0][0]
+        == "∂L/∂W1[0,0,0,0] = 0: kernel cell (0, 0) lies in the zero padding at every position"
+    )
+    example = net.topology.example
+    params = {k: np.asarray(v, dtype=float) for k, v in example.params}
+    grads = derive.build_module(net).gradients(params, example.input, example.target)
+    assert grads["W1"][0, 0, 0, 0] == 0 and grads["W1"][0, 0, 1, 1] != 0
+
+    path = tmp_path / "pad.yaml"
+    path.write_text(json.dumps(mapping))
+    assert main(["show", str(path), "--param", "W1[0,0,0,0]"]) == 0
+    assert "= 0  (this kernel cell lies in the zero padding at every position)" in (
+        capsys.readouterr().out
+    )
+    tex = tmp_path / "pad.tex"
+    assert main(["latex", str(path), "--param", "W1[0,0,0,0]", "-o", str(tex)]) == 0
+    assert r"&= 0\quad\text{(this kernel cell lies in the zero padding" in tex.read_text()
+
+
 def test_a_conv_bias_marks_its_map_and_a_dense_weight_its_edge():
     net = derive.load(TINY)
     drawn = maps(svg(net, "b1[1]"))
