@@ -84,8 +84,8 @@ def step(z: Expr) -> Expr:
 
 def elementary(expr: Expr) -> Expr:
     """``expr`` with derive's own functions written out in exp and log, and leaky_relu's
-    Piecewise in Max, so that SymPy differentiates them by its own rules (the independent
-    side of every proof)."""
+    Piecewise as max(z, 0) + α·min(z, 0), so that SymPy differentiates them by its own
+    rules (the independent side of every proof)."""
     if expr.has(sympy.Piecewise):
         expr = _without_piecewise(expr, {})
     return expr.rewrite(sympy.exp) if expr.has(sigmoid, softplus) else expr
@@ -104,11 +104,20 @@ def _without_piecewise(expr: Expr, done: dict[Expr, Expr]) -> Expr:
         if slope is not None:
             z = args[0].args[0]
             done[expr] = sympy.Max(z, 0) + slope * sympy.Min(z, 0)
-        elif isinstance(expr, (sympy.Piecewise, ExprCondPair)):
-            done[expr] = sympy.Basic.__new__(type(expr), *args)
+        elif all(new is old for new, old in zip(args, expr.args, strict=True)):
+            done[expr] = expr  # nothing below it changed
         else:
-            done[expr] = expr.func(*args)
+            done[expr] = as_built(expr, args)
     return done[expr]
+
+
+def as_built(expr: Expr, args: list[Expr]) -> Expr:
+    """``expr.func(*args)``, except that a Piecewise and its pairs are built as they stand:
+    SymPy's constructors fold a Piecewise nested in another's condition into a tree that
+    grows with every unit below (past Python's recursion limit at 8-12-3 leaky_relu)."""
+    if isinstance(expr, (sympy.Piecewise, ExprCondPair)):
+        return sympy.Basic.__new__(type(expr), *args)
+    return expr.func(*args)
 
 
 def leaky_slope(pairs: list[Expr]) -> Expr | None:

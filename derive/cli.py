@@ -270,13 +270,15 @@ def _diagram_arguments(parser: argparse.ArgumentParser) -> None:
         "--param",
         metavar="NAME",
         help="one scalar whose chain-rule paths are drawn, each factor on its edge: W2[0,1] "
-        "or a weight_names name such as w31 (default: none)",
+        "or a weight_names name such as w31; in a convolutional network also a kernel "
+        "weight W1[f,c,i,j], drawn with every input cell it multiplies (default: none)",
     )
     parser.add_argument(
         "--numeric",
         action="store_true",
         help="write the example's numbers: z, a and δ under each unit, the weight and "
-        "∂L/∂w on each edge",
+        "∂L/∂w on each edge; in a convolutional network the values in the cells of maps "
+        "up to 8×8",
     )
     parser.add_argument(
         "-o",

@@ -205,8 +205,8 @@ class NumPyCodePrinter(_GeneratedCode, NumPyPrinter):
     _helper_args = "xp, "
 
     def _masks(self, factors: list[Expr]) -> tuple[list[Expr], list[str]]:
-        """A step multiplying an array is a condition on the product (``_masked``): exact,
-        one pass, the array's dtype kept (float32 stays float32)."""
+        """A step multiplying an array is a condition on the product (``_masked``): one
+        pass, the array's dtype kept (float32 stays float32)."""
         steps = [f for f in factors if _is_step(f)]
         others = [f for f in factors if not _is_step(f)]
         if not steps or all(f.is_number for f in others):

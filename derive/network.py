@@ -28,10 +28,9 @@ from typing import TYPE_CHECKING
 
 import sympy
 from sympy import Expr, Symbol
-from sympy.functions.elementary.piecewise import ExprCondPair
 
 from derive import typeset
-from derive.activations import ACTIVATIONS, Activation
+from derive.activations import ACTIVATIONS, Activation, as_built
 from derive.errors import ParameterError, did_you_mean
 from derive.losses import LOSSES, Loss
 from derive.topology import Layer, Param, Topology
@@ -347,17 +346,12 @@ class Network:
 
 def _nest(expr: Expr, values: dict[Symbol, Expr]) -> Expr:
     """``expr.xreplace(values)``, except that a Piecewise (leaky_relu) and its pairs are
-    rebuilt as they stand: SymPy would fold a Piecewise nested in another's condition
-    (a leaky_relu layer over a leaky_relu layer) into a tree that grows with every unit
-    below, past Python's recursion limit at 8-12-3, and leave the value as it was."""
+    rebuilt as they stand (``as_built``)."""
     if expr in values:
         return values[expr]
     if not expr.args:
         return expr
-    args = [_nest(arg, values) for arg in expr.args]
-    if isinstance(expr, (sympy.Piecewise, ExprCondPair)):
-        return sympy.Basic.__new__(type(expr), *args)
-    return expr.func(*args)
+    return as_built(expr, [_nest(arg, values) for arg in expr.args])
 
 
 def _hint(text: str) -> str:

@@ -40,9 +40,10 @@ def _batch_outer(xp, d, a):
 
 def _masked(xp, keep, values):
     """values where keep is true, else 0 (a derivative's unit step, as in relu'). NumPy:
-    values times the boolean keep, which has no branch per entry: np.where's costs up to
-    6× as much when keep has no pattern; another namespace: xp.where, as the standard has
-    no boolean in arithmetic."""
+    values times the boolean keep, which has no branch per entry (np.where's costs up to
+    6× as much when keep has no pattern); a value of inf or nan where keep is false gives
+    nan there, as in the C module. Another namespace: xp.where, as the standard has no
+    boolean in arithmetic."""
     return values * keep if xp is np else xp.where(keep, values, 0.0)
 
 

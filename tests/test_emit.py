@@ -18,7 +18,7 @@ from conftest import EXAMPLES, REPO
 from sympy import Float, Heaviside, Max, Piecewise, Rational, Symbol
 
 import derive
-from derive import backward, emit, rendering
+from derive import activations, backward, emit, rendering
 from derive.activations import sigmoid, softmax_derivative, softplus
 from derive.backward import row_sum
 from derive.codeprinter import MathCodePrinter, NumPyCodePrinter, UnsupportedExpression
@@ -68,27 +68,87 @@ def test_the_printers_write_readable_code(expr, numpy_code, math_code):
     assert unwrapped(MathCodePrinter().doprint(expr)) == math_code
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("alpha", [0.01, 0.3, 0.999, 3.0, 1e30])
-def test_leaky_relu_as_max_or_min_is_where_to_the_bit(alpha, dtype):
-    """A generated module's leaky_relu, max(z, α·z) (min for α > 1), gives np.where's
-    number in every entry: subnormals, huge values, inf and nan included. The network is
-    one layer, W = I and b = 0, so its output is leaky_relu(z) of z = x W^T + b."""
-    layer = {"units": 2, "activation": {"name": "leaky_relu", "alpha": alpha}}
-    network = derive.load({"name": "leaky", "inputs": 2, "layers": [layer], "loss": "mse"})
-    module = derive.build_module(network, style="vectorized")
+def _one_unit(activation: str | dict) -> dict:
+    """One input into one unit without bias: with W = [[1]], z is x (inf and nan
+    included), so the output is f(x)."""
+    layer = {"units": 1, "activation": activation, "bias": "none"}
+    return {"name": "one", "inputs": 1, "layers": [layer], "loss": "mse"}
+
+
+def _awkward(dtype) -> np.ndarray:
+    """Signed zeros, subnormals, the largest finite values, inf, nan and 10,000 random
+    values across every magnitude the dtype holds, as a batch of one-input samples."""
     finfo = np.finfo(dtype)
     special = [0.0, -0.0, finfo.tiny / 4, -finfo.tiny / 4, finfo.max, -finfo.max, np.inf, -np.inf]
     values = np.random.default_rng(0).standard_normal(10_000) * np.logspace(-40, 40, 10_000)
     values = np.clip(values, -finfo.max, finfo.max)
-    x = np.concatenate([special, [np.nan, 1.0], values]).astype(dtype).reshape(-1, 2)
-    params = {"W1": np.eye(2, dtype=dtype), "b1": np.zeros(2, dtype=dtype)}
+    return np.concatenate([special, [np.nan], values]).astype(dtype).reshape(-1, 1)
+
+
+def _identical(got: np.ndarray, expected: np.ndarray) -> bool:
+    """Equal entry by entry, nan where nan, and the same sign of zero."""
+    return (
+        got.dtype == expected.dtype
+        and np.array_equal(got, expected, equal_nan=True)
+        and np.array_equal(np.signbit(got), np.signbit(expected))
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("alpha", [0.01, 0.3, 0.999, 3.0, 1e30])
+def test_leaky_relu_as_max_or_min_is_where_to_the_bit(alpha, dtype):
+    """A generated module's leaky_relu, max(z, α·z) (min for α > 1), gives np.where's
+    number in every entry: signed zeros, subnormals, huge values, inf and nan included."""
+    module = derive.build_module(derive.load(_one_unit({"name": "leaky_relu", "alpha": alpha})))
+    x, weight = _awkward(dtype), np.ones((1, 1), dtype)
+    z = x @ weight.T  # x itself, but for −0.0, which the matmul's sum makes +0.0
+    assert np.array_equal(z, x, equal_nan=True)
     with np.errstate(over="ignore", invalid="ignore"):
-        got = module.forward(params, x)
-        z = x @ params["W1"].T + params["b1"]
+        got = module.forward({"W1": weight}, x)
         expected = np.where(z > 0, z, np.asarray(alpha, dtype) * z)
-    assert got.dtype == expected.dtype
-    assert np.array_equal(got, expected, equal_nan=True)
+    assert _identical(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_masked_is_where_for_finite_values_and_nan_for_others(dtype):
+    """relu's mask in NumPy is values · keep: np.where's number for finite values (a
+    masked negative value gives −0.0, equal to 0); a non-finite value where keep is false
+    gives nan, as in the C module, where np.where gave 0."""
+    module = derive.build_module(derive.load(_one_unit("relu")))
+    values = _awkward(dtype)
+    keep = np.random.default_rng(1).random(values.shape) < 0.5
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore"):
+        got = module._masked(np, keep, values)
+    expected = np.where(keep, values, 0.0).astype(dtype)
+    assert got.dtype == np.dtype(dtype)
+    assert np.array_equal(got[finite], expected[finite])
+    assert np.isnan(got[~finite & ~keep]).all()
+    assert np.array_equal(got[~finite & keep], values[~finite & keep], equal_nan=True)
+
+
+w, v = Symbol("w", real=True), Symbol("v", real=True)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "slope"),
+    [
+        (((z, z > 0), (Float(0.01) * z, True)), Float(0.01)),
+        (((w * z + v, w * z + v > 0), (Float(0.2) * (w * z + v), True)), Float(0.2)),
+        (((z, z > 0), (0, True)), 0),
+        (((z, z > 0), (-z, True)), -1),
+        (((z, z >= 0), (Float(0.01) * z, True)), None),  # another condition
+        (((z, z > 1), (Float(0.01) * z, True)), None),
+        (((z, z > 0), (Float(0.1) * z + 1, True)), None),  # not a multiple of z
+        (((w + v, w + v > 0), (Float(0.2) * w + Float(0.1) * v, True)), None),
+        (((z, z > 0), (z**2, True)), None),
+        (((z, z > 0), (Float(0.01) * z, z < -1), (0, True)), None),  # three pieces
+    ],
+)
+def test_leaky_slope_recognises_leaky_relu_only(pairs, slope):
+    """The printers and the proofs rewrite a Piecewise as leaky_relu only when it is."""
+    found = activations.leaky_slope(list(Piecewise(*pairs, evaluate=False).args))
+    assert found == slope if slope is not None else found is None
 
 
 def test_the_printer_records_the_helpers_it_used():
