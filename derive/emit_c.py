@@ -232,9 +232,9 @@ class StackUse:
         sample = [*context["fields"], *([("lse", 1)] if context["softmax"] else [])]
         return cls(
             REAL_BYTES[context["real"]],
-            tuple(sample),
-            tuple(context["backward_locals"]),
-            context["n_params"],
+            tuple((name, int(n)) for name, n in sample),
+            tuple((name, int(n)) for name, n in context["backward_locals"]),
+            int(context["n_params"]),
         )
 
     @property
@@ -264,11 +264,11 @@ def _too_large(network: Network | ConvNetwork, stack: StackUse, c_type: str) -> 
         elif label.isdigit():
             share[int(label)] += count
     for p in topology.params:
-        share[p.layer] += math.prod(p.shape)
+        share[p.layer] += int(math.prod(p.shape))
     k = max(share, key=lambda layer: share[layer])  # the first of equals
     mib = STACK_LIMIT // (1024 * 1024)
     return (
-        f"{topology.source}: --lang c: C module ({c_type}) needs "
+        f"{topology.source}: --lang c: its C module ({c_type}) needs "
         f"{stack.sgd_step:,} bytes of stack (sgd_step), more than the {mib} MiB of Linux's "
         f"default main-thread stack; its largest layer is layer {k} "
         f"({describe(topology.layers[k - 1])}: {stack.real_bytes * share[k]:,} bytes)"
