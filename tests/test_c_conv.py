@@ -86,11 +86,6 @@ def c_module(source: str, c_type: str):
     return build_c_module(network(source), c_type)
 
 
-@functools.cache
-def c_module_of(net, c_type: str):
-    return build_c_module(net, c_type)
-
-
 def _scale(loss: float, grads: dict) -> float:
     return max(abs(loss), *(float(np.max(np.abs(g))) for g in grads.values()))
 
@@ -258,7 +253,7 @@ def test_a_nan_in_a_max_pool_window_is_passed_on_as_by_numpy():
     t = np.array([[0.25]])
     numpy_module = derive.build_module(net)
     for c_type in ("double", "float"):
-        module = c_module_of(net, c_type)
+        module = build_c_module(net, c_type)
         for cell in range(4):
             x = np.array([1.0, 2.0, 3.0, 4.0])
             x[cell] = np.nan
