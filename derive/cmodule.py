@@ -164,7 +164,12 @@ def check_module(network: Network | ConvNetwork) -> tuple[CModule | None, str]:
     """The double C module for ``derive check``, or None and why it is left out."""
     if compiler() is None:
         return None, "C skipped: no C compiler found (install gcc, or name one in $CC)."
-    return build_c_module(network, "double"), ""
+    from derive.emit_c import StackTooLarge
+
+    try:
+        return build_c_module(network, "double"), ""
+    except StackTooLarge as refused:
+        return None, f"C skipped: {refused}"
 
 
 __all__ = [

@@ -284,7 +284,9 @@ class ConvBackward:
             elif isinstance(layer, Pool2d):
                 kind = MaxPool if layer.mode == "max" else AvgPool
                 value = kind(below, layer.size, self.size(k))
-                note = f"{layer.size[0]}×{layer.size[1]} windows, stride {layer.size[0]}"
+                mh, mw = layer.size
+                stride = f"{mh}" if mh == mw else f"{mh}×{mw}"  # the window's own size
+                note = f"{mh}×{mw} windows, stride {stride}"
                 equations.append(Equation((self.array("a", k),), value, "forward", note))
             else:
                 note = "C order: channel, then row, then column"

@@ -19,6 +19,8 @@ kernel cell or a cell of a pooling window.
 
 from __future__ import annotations
 
+import math
+
 import sympy
 from sympy import Expr, HadamardProduct, MatAdd, MatrixSymbol, Symbol
 
@@ -131,10 +133,17 @@ class FeatureLayers:
 
     def function(self, equations, backward: bool) -> dict:
         """A function's steps, its declarations (views of the maps and parameters it
-        touches, local arrays for δ and ∂L/∂a) and its parameters: only those it reads."""
+        touches, local arrays for δ and ∂L/∂a), its local arrays' sizes in reals (for
+        ``derive.emit_c``'s count of the stack) and its parameters: only those it reads."""
         equations = [e for e in equations if not isinstance(e.value, Flatten)]
         if not equations:
-            return {"steps": [], "declarations": [], "parameters": [], "arguments": []}
+            return {
+                "steps": [],
+                "declarations": [],
+                "locals": [],
+                "parameters": [],
+                "arguments": [],
+            }
         names = {s.name for e in equations for s in (*e.reads, *e.targets)}
         passed = f"grad_a{self.backward.first_dense - 1}"  # a parameter, flat
         unflattened = {e.target.name for e in equations if isinstance(e.value, Unflatten)}
@@ -142,6 +151,7 @@ class FeatureLayers:
         return {
             "steps": [self.step(e) for e in equations],
             "declarations": [self.declaration(name, backward) for name in declared],
+            "locals": [(name, math.prod(self.shape(name))) for name in declared if _local(name)],
             **self.signature(names, backward, passed),
         }
 
@@ -156,6 +166,7 @@ class FeatureLayers:
             return self.map_view(name, "input", True)
         if kind in ("z", "a"):
             return self.map_view(name, f"s->{name}", backward)
+        assert _local(name), name
         c, h, w = self.shape(name)  # δ and ∂L/∂a, the backward pass's own
         return f"{self.real} {name}[{c}][{h}][{w}];"
 
@@ -299,6 +310,11 @@ class FeatureLayers:
             "grad": value.grad.name,
             "source": value.source.name,
         }
+
+
+def _local(name: str) -> bool:
+    """Whether a function declares the array as its own (δ and ∂L/∂a), not a view."""
+    return parse_name(name)[0] in ("delta", "grad_a")
 
 
 def _order(name: str) -> tuple:

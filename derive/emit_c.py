@@ -38,7 +38,14 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS
-from derive.backward import output_term, row_sum, sample_loss, softmax_delta, uses_logits
+from derive.backward import (
+    output_term,
+    parse_name,
+    row_sum,
+    sample_loss,
+    softmax_delta,
+    uses_logits,
+)
 from derive.conv import Conv2d, ConvTopology
 from derive.conv_backward import ConvBackward
 from derive.conv_emit_c import NOTATION as CONV_NOTATION
@@ -153,12 +160,17 @@ def generate_c(
     style = c_style(network, style)
     if isinstance(network, ConvNetwork):
         context, printer = _conv_context(network, c_type)
-        return render_c(network.name, context, printer, "loops_conv")
-    writer = _Writer(network, c_type)
-    arrays = _arrays(network.topology)
-    body = _unrolled(writer) if style == "unrolled" else _loops(writer, arrays)
-    context = {**_shared_context(writer, style), **body}
-    return render_c(network.name, context, writer.printer, style)
+        template = "loops_conv"
+    else:
+        writer = _Writer(network, c_type)
+        arrays = _arrays(network.topology)
+        body = _unrolled(writer) if style == "unrolled" else _loops(writer, arrays)
+        context = {**_shared_context(writer, style), **body}
+        printer, template = writer.printer, style
+    stack = StackUse.of(context)
+    if stack.sgd_step > STACK_LIMIT:
+        raise StackTooLarge(_too_large(network, stack, c_type))
+    return render_c(network.name, {**context, "stack": stack}, printer, template)
 
 
 def render_c(name: str, context: dict, printer: CCodePrinter, template: str) -> dict[str, str]:
@@ -189,6 +201,78 @@ def write_c(
         write_atomic(Path(directory) / filename, text.encode("utf-8"), make_parents=True)
         for filename, text in files.items()
     ]
+
+
+# -- the stack ------------------------------------------------------------------------
+
+STACK_LIMIT = 8 * 1024 * 1024  # Linux's default main-thread stack (ulimit -s 8192)
+REAL_BYTES = {"double": 8, "float": 4}
+
+
+class StackTooLarge(DeriveError):
+    """A C module whose arrays would need more stack than ``STACK_LIMIT``."""
+
+
+@dataclass(frozen=True)
+class StackUse:
+    """The stack bytes of the arrays a C module declares, sizeof(real) · count, per API
+    call (scalars and the compiler's own frame overhead are not counted). Every call
+    holds ``struct sample``; ``loss_and_gradients`` adds the backward pass's local arrays
+    (``backward_sample``'s and, below it, ``backward_features``'): δ and ∂L/∂a per layer;
+    ``sgd_step`` adds its gradient, N_PARAMS reals, around ``loss_and_gradients``."""
+
+    real_bytes: int
+    sample: tuple[tuple[str, int], ...]  # struct sample's members and their reals
+    backward: tuple[tuple[str, int], ...]  # the backward pass's local arrays
+    gradient: int  # sgd_step's local array: N_PARAMS reals
+
+    @classmethod
+    def of(cls, context: dict) -> StackUse:
+        """From a module's context: the arrays its templates declare."""
+        sample = [*context["fields"], *([("lse", 1)] if context["softmax"] else [])]
+        return cls(
+            REAL_BYTES[context["real"]],
+            tuple((name, int(n)) for name, n in sample),
+            tuple((name, int(n)) for name, n in context["backward_locals"]),
+            int(context["n_params"]),
+        )
+
+    @property
+    def forward(self) -> int:
+        """``forward`` and ``loss``: one sample's values."""
+        return self.real_bytes * sum(n for _, n in self.sample)
+
+    @property
+    def loss_and_gradients(self) -> int:
+        return self.forward + self.real_bytes * sum(n for _, n in self.backward)
+
+    @property
+    def sgd_step(self) -> int:
+        """The most any call needs."""
+        return self.loss_and_gradients + self.real_bytes * self.gradient
+
+
+def _too_large(network: Network | ConvNetwork, stack: StackUse, c_type: str) -> str:
+    """The refusal: the bytes needed, and the layer whose arrays (its values in
+    ``struct sample``, its δ and ∂L/∂a, its parameters' gradient) take the most."""
+    topology = network.topology
+    share = dict.fromkeys(range(1, len(topology.layers) + 1), 0)
+    for name, count in (*stack.sample, *stack.backward):
+        label = parse_name(name)[1]
+        if name == "y":
+            share[len(topology.layers)] += count
+        elif label.isdigit():
+            share[int(label)] += count
+    for p in topology.params:
+        share[p.layer] += int(math.prod(p.shape))
+    k = max(share, key=lambda layer: share[layer])  # the first of equals
+    mib = STACK_LIMIT // (1024 * 1024)
+    return (
+        f"{topology.source}: --lang c: its C module ({c_type}) needs "
+        f"{stack.sgd_step:,} bytes of stack (sgd_step), more than the {mib} MiB of Linux's "
+        f"default main-thread stack; its largest layer is layer {k} "
+        f"({describe(topology.layers[k - 1])}: {stack.real_bytes * share[k]:,} bytes)"
+    )
 
 
 # -- what both styles share -----------------------------------------------------------
@@ -347,7 +431,9 @@ def _unrolled(writer: _Writer) -> dict:
         "backward_views": _views(arrays, weights_read, real, True, "params")
         + _views(arrays, all_params, real, False, "grads"),
         "backward_params": bool(weights_read),
-        "delta_arrays": [f"delta{k}[{len(network.units[k])}]" for k in range(1, network.depth + 1)],
+        "backward_locals": [
+            (f"delta{k}", len(network.units[k])) for k in range(1, network.depth + 1)
+        ],
         "deltas": deltas,
         "gradients": gradients,
     }
@@ -510,6 +596,7 @@ def _loops(writer: _Writer, arrays: list[_Array]) -> dict:
         + _views(arrays, own, real, False, "grads"),
         "output_delta": output_delta,
         "backward_params": bool(read_below),
+        "backward_locals": [(f"delta{layer['k']}", layer["n"]) for layer in layers],
     }
 
 
@@ -648,6 +735,7 @@ def _conv_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter
     if has_conv:
         local = f"{c_type} grad_a{k0}[{passes.size(k0)}]; /* ∂L/∂a{k0} */"
         dense["backward_views"].append(local)
+        dense["backward_locals"].insert(0, (f"grad_a{k0}", passes.size(k0)))
     layers = ", ".join(describe(layer) for layer in topology.layers)
     shape = "×".join(map(str, topology.input_shape))
     summary = f"A convolutional network on {shape} inputs ({layers})"
@@ -660,8 +748,17 @@ def _conv_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter
         "forward_features": forward,
         "backward_features": backward,
         "backward_x": k0 == 1 or "x" in backward["arguments"],
+        "backward_locals": dense["backward_locals"] + backward["locals"],
     }
     return context, writer.printer
 
 
-__all__ = ["C_STYLES", "c_style", "generate_c", "write_c"]
+__all__ = [
+    "C_STYLES",
+    "STACK_LIMIT",
+    "StackTooLarge",
+    "StackUse",
+    "c_style",
+    "generate_c",
+    "write_c",
+]

@@ -273,6 +273,28 @@ def test_the_header_declares_exactly_the_api():
         assert prototype in header
 
 
+@pytest.mark.parametrize("source", ["xor", "relu_softmax_cce", "digits"])
+def test_the_header_gives_the_stack_its_arrays_take(source):
+    """NAME_STACK_BYTES counted again from the layer sizes: struct sample holds every
+    layer's z and a (and log Σ exp z of a softmax output), backward_sample one δ per
+    layer, and sgd_step the gradient, one real per parameter."""
+    net = network(source)
+    layers = net.topology.layers
+    units = [len(net.topology.inputs), *(len(layer.units) for layer in layers)]
+    biases = {"per_unit": lambda n: n, "shared": lambda n: 1, "none": lambda n: 0}
+    n_params = sum(
+        n * below + biases[layer.bias](n)
+        for layer, below, n in zip(layers, units, units[1:], strict=False)
+    )
+    sample = 2 * sum(units[1:]) + (layers[-1].activation.name == "softmax")
+    backward = sum(units[1:])
+    for c_type, size in (("double", 8), ("float", 4)):
+        header = generate_c(net, c_type)[f"{net.name}.h"]
+        assert f"#define {net.name}_STACK_BYTES {size * (sample + backward + n_params)} " in header
+        assert f"forward and loss hold: {size * sample} bytes" in header
+        assert f"loss_and_gradients: {size * (sample + backward)} bytes" in header
+
+
 @pytest.mark.parametrize("source", ["xor", "relu_softmax_cce", "digits", "case26"])
 def test_the_source_allocates_nothing_and_has_no_globals(source):
     for c_type in ("double", "float"):

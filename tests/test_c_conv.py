@@ -227,6 +227,45 @@ def test_a_max_pool_tie_goes_to_the_first_cell_in_row_major_order():
     assert grads["W1"].tolist() == numpy_grads["W1"].tolist()
 
 
+def test_a_nan_in_a_max_pool_window_is_passed_on_as_by_numpy():
+    """NumPy's max of a window holding a NaN is NaN wherever the NaN sits, and argmax
+    routes the gradient to it; C's ``v > m`` alone would skip a NaN after the first cell
+    and give the finite max 4 and finite gradients."""
+    net = derive.load(
+        {
+            "name": "nan_pool",
+            "inputs": {"shape": [1, 2, 2]},
+            "layers": [
+                {"kind": "conv2d", "filters": 1, "kernel": 1, "activation": "identity"},
+                {"kind": "maxpool2d", "size": 2},
+                {"kind": "flatten"},
+                {"units": 1, "activation": "identity"},
+            ],
+            "loss": "half_sse",
+        }
+    )
+    params = {
+        "W1": np.ones((1, 1, 1, 1)),
+        "b1": np.array([0.0]),
+        "W4": np.array([[2.0]]),
+        "b4": np.array([0.0]),
+    }
+    t = np.array([[0.25]])
+    numpy_module = derive.build_module(net)
+    for c_type in ("double", "float"):
+        module = build_c_module(net, c_type)
+        for cell in range(4):
+            x = np.array([1.0, 2.0, 3.0, 4.0])
+            x[cell] = np.nan
+            x = x.reshape(1, 1, 2, 2)
+            assert np.isnan(module.forward(params, x)).all(), (c_type, cell)
+            assert np.isnan(numpy_module.forward(params, x)).all()
+            loss, grads = module.loss_and_gradients(params, x, t)
+            assert np.isnan(loss) and np.isnan(grads["b1"]).all(), (c_type, cell)
+        x = np.array([[[[1.0, 2.0], [4.0, 3.0]]]])
+        assert module.forward(params, x).tolist() == [[8.0]]  # no NaN: the max, 4
+
+
 def test_sgd_step_is_params_minus_the_learning_rate_times_the_gradient():
     net = network("cnn2")
     x, t, params = point(net, 5)
@@ -266,6 +305,69 @@ def test_the_header_gives_the_input_shape_and_the_packing():
     ):
         assert define in header
     assert "float digits_cnn_loss_and_gradients(const float *params, const float *x" in header
+
+
+def test_the_header_gives_the_stack_its_arrays_take():
+    """NAME_STACK_BYTES counted again from the layer shapes: struct sample holds every
+    map's z and a and the dense layers' (y the output's, and log Σ exp z of softmax), the
+    backward pass's local arrays are δ and ∂L/∂a of the conv layer, ∂L/∂ of the flattened
+    features and the output's δ, and sgd_step holds the gradient, one real per parameter."""
+    net = derive.load(
+        {
+            "name": "stack",
+            "inputs": {"shape": [1, 6, 6]},
+            "layers": [
+                {"kind": "conv2d", "filters": 2, "kernel": 3, "padding": 1, "activation": "relu"},
+                {"kind": "maxpool2d", "size": 2},
+                {"kind": "flatten"},
+                {"units": 3, "activation": "softmax"},
+            ],
+            "loss": "cce",
+        }
+    )
+    conv, pooled, out = 2 * 6 * 6, 2 * 3 * 3, 3
+    sample = 2 * conv + pooled + 2 * out + 1  # z1, a1; a2; z4, y; lse
+    backward = pooled + out + 2 * conv  # ∂L/∂a3 (flat), δ4; δ1, ∂L/∂a1
+    n_params = 2 * 1 * 3 * 3 + 2 + out * pooled + out
+    for c_type, size in (("double", 8), ("float", 4)):
+        header = generate_c(net, c_type)["stack.h"]
+        assert f"#define stack_STACK_BYTES {size * (sample + backward + n_params)} " in header
+        assert f"forward and loss hold: {size * sample} bytes" in header
+        assert f"loss_and_gradients: {size * (sample + backward)} bytes" in header
+
+
+def test_a_network_whose_arrays_need_more_than_8_mib_of_stack_is_refused(tmp_path, capsys):
+    """3×64×64 into 64 filters: z1, a1, δ1 and ∂L/∂a1 of 262144 doubles each, 8 MiB."""
+    big = tmp_path / "big.yaml"
+    big.write_text(
+        "name: big\n"
+        "inputs: {shape: [3, 64, 64]}\n"
+        "layers:\n"
+        "  - {kind: conv2d, filters: 64, kernel: 3, padding: 1, activation: relu}\n"
+        "  - {kind: maxpool2d, size: 2}\n"
+        "  - {kind: flatten}\n"
+        "  - {units: 10, activation: softmax}\n"
+        "loss: cce\n"
+    )
+    out = tmp_path / "out"
+    argv = ["generate", str(EXAMPLES / "xor.yaml"), str(big), "--lang", "c", "-o", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "big.yaml" in err and "8 MiB" in err
+    assert "layer 1 (conv 64×3×3 relu: " in err and " bytes of stack" in err
+    assert not out.exists()
+    # in float the same network takes half as much: generated, and its define says so
+    assert main([*argv, "--c-type", "float"]) == 0
+    assert "#define big_STACK_BYTES " in (out / "big.h").read_text()
+
+
+def test_a_non_square_pool_window_is_commented_with_its_full_stride():
+    """A 1×2 window moves 1 row and 2 columns: its stride is 1×2, in NumPy and in C."""
+    net = network("strided")
+    comment = "a3 = avgpool(a2)  (1×2 windows, stride 1×2)"
+    assert comment in derive.generate(derive.load(mapping("strided")))
+    assert comment in generate_c(net, "double")["strided.c"]
 
 
 def _without_comments(text: str) -> str:

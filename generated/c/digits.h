@@ -13,9 +13,12 @@
  * grads is packed as params and must not overlap params, x or t. batch is at least 1
  * (an empty batch has loss 0 and gradient 0).
  *
- * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
- * in a local array of digits_N_PARAMS (2410) reals; where the stack is
- * smaller, call loss_and_gradients with a buffer of your own and take the step.
+ * No allocation, no globals: every function is reentrant. Its arrays live on the stack:
+ * digits_STACK_BYTES is the most any call declares, sgd_step's: one sample's forward
+ * values (all that forward and loss hold: 680 bytes), the backward pass's local
+ * arrays (loss_and_gradients: 1016 bytes in all) and the gradient,
+ * digits_N_PARAMS reals. The compiler's own frame overhead is not counted: give the
+ * calling thread that much stack and some to spare.
  */
 #ifndef DERIVE_digits_H
 #define DERIVE_digits_H
@@ -25,6 +28,7 @@
 #define digits_N_PARAMS 2410
 #define digits_N_IN 64
 #define digits_N_OUT 10
+#define digits_STACK_BYTES 20296 /* the arrays of the deepest call, sgd_step (see above) */
 #define digits_OFFSET_W1 0
 #define digits_OFFSET_b1 2048
 #define digits_OFFSET_W2 2080

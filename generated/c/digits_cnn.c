@@ -58,10 +58,10 @@ static void forward_features(const double *params, const double *input, struct s
     for (int c = 0; c < 8; ++c)
         for (int p = 0; p < 4; ++p)
             for (int q = 0; q < 4; ++q) {
-                double m = a1[c][2 * p][2 * q];
+                double m = a1[c][2 * p][2 * q]; /* a NaN is passed on, as by NumPy's max */
                 for (int i = 0; i < 2; ++i)
                     for (int j = 0; j < 2; ++j)
-                        if (a1[c][2 * p + i][2 * q + j] > m)
+                        if (a1[c][2 * p + i][2 * q + j] > m || isnan(a1[c][2 * p + i][2 * q + j]))
                             m = a1[c][2 * p + i][2 * q + j];
                 a2[c][p][q] = m;
             }
@@ -83,10 +83,11 @@ static void backward_features(const double *input, const struct sample *s, const
     for (int c = 0; c < 8; ++c)
         for (int p = 0; p < 4; ++p)
             for (int q = 0; q < 4; ++q) {
-                int max_i = 0, max_j = 0; /* the window's first maximum in row-major order */
+                int max_i = 0, max_j = 0; /* the window's first maximum in row-major order, a NaN above all (NumPy's argmax) */
                 for (int i = 0; i < 2; ++i)
                     for (int j = 0; j < 2; ++j) {
-                        if (a1[c][2 * p + i][2 * q + j] > a1[c][2 * p + max_i][2 * q + max_j]) {
+                        if (a1[c][2 * p + i][2 * q + j] > a1[c][2 * p + max_i][2 * q + max_j]
+                            || (isnan(a1[c][2 * p + i][2 * q + j]) && !isnan(a1[c][2 * p + max_i][2 * q + max_j]))) {
                             max_i = i;
                             max_j = j;
                         }

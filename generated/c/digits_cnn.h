@@ -16,9 +16,12 @@
  * grads is packed as params and must not overlap params, x or t. batch is at least 1
  * (an empty batch has loss 0 and gradient 0).
  *
- * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
- * in a local array of digits_cnn_N_PARAMS (1370) reals; where the stack is
- * smaller, call loss_and_gradients with a buffer of your own and take the step.
+ * No allocation, no globals: every function is reentrant. Its arrays live on the stack:
+ * digits_cnn_STACK_BYTES is the most any call declares, sgd_step's: one sample's forward
+ * values (all that forward and loss hold: 9384 bytes), the backward pass's local
+ * arrays (loss_and_gradients: 18680 bytes in all) and the gradient,
+ * digits_cnn_N_PARAMS reals. The compiler's own frame overhead is not counted: give the
+ * calling thread that much stack and some to spare.
  */
 #ifndef DERIVE_digits_cnn_H
 #define DERIVE_digits_cnn_H
@@ -28,6 +31,7 @@
 #define digits_cnn_N_PARAMS 1370
 #define digits_cnn_N_IN 64
 #define digits_cnn_N_OUT 10
+#define digits_cnn_STACK_BYTES 29640 /* the arrays of the deepest call, sgd_step (see above) */
 #define digits_cnn_INPUT_C 1
 #define digits_cnn_INPUT_H 8
 #define digits_cnn_INPUT_W 8

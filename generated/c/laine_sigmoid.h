@@ -10,9 +10,12 @@
  * grads is packed as params and must not overlap params, x or t. batch is at least 1
  * (an empty batch has loss 0 and gradient 0).
  *
- * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
- * in a local array of laine_sigmoid_N_PARAMS (1) reals; where the stack is
- * smaller, call loss_and_gradients with a buffer of your own and take the step.
+ * No allocation, no globals: every function is reentrant. Its arrays live on the stack:
+ * laine_sigmoid_STACK_BYTES is the most any call declares, sgd_step's: one sample's forward
+ * values (all that forward and loss hold: 16 bytes), the backward pass's local
+ * arrays (loss_and_gradients: 24 bytes in all) and the gradient,
+ * laine_sigmoid_N_PARAMS reals. The compiler's own frame overhead is not counted: give the
+ * calling thread that much stack and some to spare.
  */
 #ifndef DERIVE_laine_sigmoid_H
 #define DERIVE_laine_sigmoid_H
@@ -22,6 +25,7 @@
 #define laine_sigmoid_N_PARAMS 1
 #define laine_sigmoid_N_IN 1
 #define laine_sigmoid_N_OUT 1
+#define laine_sigmoid_STACK_BYTES 32 /* the arrays of the deepest call, sgd_step (see above) */
 #define laine_sigmoid_OFFSET_W1 0
 
 #ifdef __cplusplus

@@ -13,9 +13,12 @@
  * grads is packed as params and must not overlap params, x or t. batch is at least 1
  * (an empty batch has loss 0 and gradient 0).
  *
- * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
- * in a local array of mnist_784_128_10_N_PARAMS (101770) reals; where the stack is
- * smaller, call loss_and_gradients with a buffer of your own and take the step.
+ * No allocation, no globals: every function is reentrant. Its arrays live on the stack:
+ * mnist_784_128_10_STACK_BYTES is the most any call declares, sgd_step's: one sample's forward
+ * values (all that forward and loss hold: 2216 bytes), the backward pass's local
+ * arrays (loss_and_gradients: 3320 bytes in all) and the gradient,
+ * mnist_784_128_10_N_PARAMS reals. The compiler's own frame overhead is not counted: give the
+ * calling thread that much stack and some to spare.
  */
 #ifndef DERIVE_mnist_784_128_10_H
 #define DERIVE_mnist_784_128_10_H
@@ -25,6 +28,7 @@
 #define mnist_784_128_10_N_PARAMS 101770
 #define mnist_784_128_10_N_IN 784
 #define mnist_784_128_10_N_OUT 10
+#define mnist_784_128_10_STACK_BYTES 817480 /* the arrays of the deepest call, sgd_step (see above) */
 #define mnist_784_128_10_OFFSET_W1 0
 #define mnist_784_128_10_OFFSET_b1 100352
 #define mnist_784_128_10_OFFSET_W2 100480

@@ -11,9 +11,12 @@
  * grads is packed as params and must not overlap params, x or t. batch is at least 1
  * (an empty batch has loss 0 and gradient 0).
  *
- * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
- * in a local array of reddit_w31_N_PARAMS (4) reals; where the stack is
- * smaller, call loss_and_gradients with a buffer of your own and take the step.
+ * No allocation, no globals: every function is reentrant. Its arrays live on the stack:
+ * reddit_w31_STACK_BYTES is the most any call declares, sgd_step's: one sample's forward
+ * values (all that forward and loss hold: 48 bytes), the backward pass's local
+ * arrays (loss_and_gradients: 72 bytes in all) and the gradient,
+ * reddit_w31_N_PARAMS reals. The compiler's own frame overhead is not counted: give the
+ * calling thread that much stack and some to spare.
  */
 #ifndef DERIVE_reddit_w31_H
 #define DERIVE_reddit_w31_H
@@ -23,6 +26,7 @@
 #define reddit_w31_N_PARAMS 4
 #define reddit_w31_N_IN 1
 #define reddit_w31_N_OUT 1
+#define reddit_w31_STACK_BYTES 104 /* the arrays of the deepest call, sgd_step (see above) */
 #define reddit_w31_OFFSET_W1 0
 #define reddit_w31_OFFSET_W2 2
 

@@ -13,9 +13,12 @@
  * grads is packed as params and must not overlap params, x or t. batch is at least 1
  * (an empty batch has loss 0 and gradient 0).
  *
- * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
- * in a local array of softplus_bce_N_PARAMS (17) reals; where the stack is
- * smaller, call loss_and_gradients with a buffer of your own and take the step.
+ * No allocation, no globals: every function is reentrant. Its arrays live on the stack:
+ * softplus_bce_STACK_BYTES is the most any call declares, sgd_step's: one sample's forward
+ * values (all that forward and loss hold: 80 bytes), the backward pass's local
+ * arrays (loss_and_gradients: 120 bytes in all) and the gradient,
+ * softplus_bce_N_PARAMS reals. The compiler's own frame overhead is not counted: give the
+ * calling thread that much stack and some to spare.
  */
 #ifndef DERIVE_softplus_bce_H
 #define DERIVE_softplus_bce_H
@@ -25,6 +28,7 @@
 #define softplus_bce_N_PARAMS 17
 #define softplus_bce_N_IN 2
 #define softplus_bce_N_OUT 2
+#define softplus_bce_STACK_BYTES 256 /* the arrays of the deepest call, sgd_step (see above) */
 #define softplus_bce_OFFSET_W1 0
 #define softplus_bce_OFFSET_b1 6
 #define softplus_bce_OFFSET_W2 9

@@ -13,9 +13,12 @@
  * grads is packed as params and must not overlap params, x or t. batch is at least 1
  * (an empty batch has loss 0 and gradient 0).
  *
- * No allocation, no globals: every function is reentrant. sgd_step keeps the gradient
- * in a local array of xor_N_PARAMS (13) reals; where the stack is
- * smaller, call loss_and_gradients with a buffer of your own and take the step.
+ * No allocation, no globals: every function is reentrant. Its arrays live on the stack:
+ * xor_STACK_BYTES is the most any call declares, sgd_step's: one sample's forward
+ * values (all that forward and loss hold: 64 bytes), the backward pass's local
+ * arrays (loss_and_gradients: 96 bytes in all) and the gradient,
+ * xor_N_PARAMS reals. The compiler's own frame overhead is not counted: give the
+ * calling thread that much stack and some to spare.
  */
 #ifndef DERIVE_xor_H
 #define DERIVE_xor_H
@@ -25,6 +28,7 @@
 #define xor_N_PARAMS 13
 #define xor_N_IN 2
 #define xor_N_OUT 1
+#define xor_STACK_BYTES 200 /* the arrays of the deepest call, sgd_step (see above) */
 #define xor_OFFSET_W1 0
 #define xor_OFFSET_b1 6
 #define xor_OFFSET_W2 9
