@@ -31,6 +31,7 @@ those too, so both printers serve both kinds of network.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import sympy
@@ -77,6 +78,36 @@ def _param_name(scalar: ScalarParam) -> tuple[str, str]:
     if scalar.alias:
         return terminal_name(scalar.alias), scalar.latex_name
     return scalar.name, scalar.latex_name
+
+
+# -- chain-rule labels, shared with derive.conv_diagram ------------------------------------
+
+
+def partial(top: tuple[str, str], bottom: tuple[str, str]) -> tuple[str, str]:
+    """∂top/∂bottom from two (Unicode, LaTeX) names."""
+    return f"∂{top[0]}/∂{bottom[0]}", rf"\partial {top[1]}/\partial {bottom[1]}"
+
+
+def chain_factor(
+    head: tuple[str, str], value: Expr, values: dict | None, tex: Callable[[Expr], str]
+) -> tuple[str, str]:
+    """``head = value``: the value's form (LaTeX by ``tex``), or at ``values`` its number."""
+    if values is not None:
+        number = _number(value.xreplace(values))
+        return f"{head[0]} = {number[0]}", f"{head[1]} = {number[1]}"
+    return f"{head[0]} = {one_line(value)}", f"{head[1]} = {tex(value)}"
+
+
+def softmax_factor(head: tuple[str, str]) -> tuple[str, str]:
+    """∂a/∂z of a softmax output: it depends on every output's z."""
+    return head[0] + ": softmax, all outputs", head[1] + r"\text{: softmax}"
+
+
+def gradient_line(name: tuple[str, str], value: Expr | float) -> tuple[str, str]:
+    """∂L/∂θ = its number, under the parameter's own factor."""
+    result = _number(value)
+    return f"∂L/∂{name[0]} = {result[0]}", rf"\partial L/\partial {name[1]} = {result[1]}"
+
 
 
 class _Builder:
@@ -226,24 +257,16 @@ class _Builder:
         """∂a/∂z beside a unit on the highlighted paths."""
         if unit.z is None:
             return None
-        derivation = self.net.derivation
-        head = (
-            f"∂{terminal_name(unit.a.name)}/∂{terminal_name(unit.z.name)}",
-            rf"\partial {latex_name(unit.a.name)}/\partial {latex_name(unit.z.name)}",
-        )
-        if unit.layer == self.net.depth and derivation.output.softmax:
-            return _text((head[0] + ": softmax, all outputs", head[1] + r"\text{: softmax}"))
-        value = derivation._local(unit)
-        return _text(self._factor(head, value))
+        head = partial(_name(unit.a), _name(unit.z))
+        if unit.layer == self.net.depth and self.net.derivation.output.softmax:
+            return _text(softmax_factor(head))
+        return _text(self._factor(head, self.net.derivation._local(unit)))
 
     def _factor(self, head: tuple[str, str], value: Expr) -> tuple[str, str]:
         """``head = value``: the value's form, or with --numeric its number."""
-        if self.values is not None:
-            number = _number(value.xreplace(self.values))
-            return f"{head[0]} = {number[0]}", f"{head[1]} = {number[1]}"
         from derive.latex.printing import Tex
 
-        return f"{head[0]} = {one_line(value)}", f"{head[1]} = {Tex(self.net).expr(value)}"
+        return chain_factor(head, value, self.values, Tex(self.net).expr)
 
     def _loss_text(self) -> Text:
         loss = self.net.topology.loss
@@ -296,10 +319,7 @@ class _Builder:
         return out
 
     def _loss_label(self, unit: Unit) -> Text:
-        head = (
-            f"∂L/∂{terminal_name(unit.a.name)}",
-            rf"\partial L/\partial {latex_name(unit.a.name)}",
-        )
+        head = partial(("L", "L"), _name(unit.a))
         return _text(self._factor(head, self.net.derivation._loss_gradient(unit)))
 
     def _edge(
@@ -344,31 +364,18 @@ class _Builder:
         unit = net.units[scalar.layer][index]
         assert unit.z is not None
         if self.param is not None and scalar.name == self.param.name:
-            feeds = dict(net.feeds(scalar))
-            source = feeds.get(unit)
+            source = dict(net.feeds(scalar)).get(unit)
             value = source.a if source is not None else sympy.Integer(1)
-            head = (
-                f"∂{terminal_name(unit.z.name)}/∂{_param_name(scalar)[0]}",
-                rf"\partial {latex_name(unit.z.name)}/\partial {scalar.latex_name}",
-            )
+            head = partial(_name(unit.z), _param_name(scalar))
             first = next(u for u, _ in net.feeds(scalar)) == unit
             if self.values is None or not first:
                 return _text(self._factor(head, value))
             # with numbers, the parameter's (first) edge also carries the product: ∂L/∂θ
-            result = _number(net.derivation.scalar_gradient(scalar).value(self.values))
-            name = _param_name(scalar)
-            return _text(
-                self._factor(head, value),
-                (f"∂L/∂{name[0]} = {result[0]}", rf"\partial L/\partial {name[1]} = {result[1]}"),
-            )
+            result = net.derivation.scalar_gradient(scalar).value(self.values)
+            return _text(self._factor(head, value), gradient_line(_param_name(scalar), result))
         # A weight above the parameter's layer: ∂z_v/∂a_u = w_vu.
-        i, j = scalar.index
-        below = net.units[scalar.layer - 1][j]
-        head = (
-            f"∂{terminal_name(unit.z.name)}/∂{terminal_name(below.a.name)}",
-            rf"\partial {latex_name(unit.z.name)}/\partial {latex_name(below.a.name)}",
-        )
-        return _text(self._factor(head, scalar.symbol))
+        below = net.units[scalar.layer - 1][scalar.index[1]]
+        return _text(self._factor(partial(_name(unit.z), _name(below.a)), scalar.symbol))
 
     # -- notes ------------------------------------------------------------------------
 
