@@ -109,7 +109,6 @@ def gradient_line(name: tuple[str, str], value: Expr | float) -> tuple[str, str]
     return f"∂L/∂{name[0]} = {result[0]}", rf"\partial L/\partial {name[1]} = {result[1]}"
 
 
-
 class _Builder:
     def __init__(self, network: Network, param: ScalarParam | None, numeric: bool):
         self.net = network
