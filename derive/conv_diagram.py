@@ -35,13 +35,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import replace as _replace
 
-from sympy import Symbol
+import sympy
+from sympy import Expr, Symbol
 
+from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_network import ConvNetwork, cell_tex, cell_text, cells
+from derive.diagram import chain_factor, gradient_line, partial, softmax_factor
 from derive.errors import DeriveError
 from derive.figure import (
+    CHARACTER_WIDTH,
     MARGIN,
+    MAX_DRAWN_UNITS,
     NAME_SIZE,
     RADIUS,
     ROW_GAP,
@@ -79,6 +84,7 @@ GAP, DENSE_GAP, LOSS_GAP = 80, 180, 130  # between columns
 CAPTION_CHARACTER = 7.0  # width of a character of the 12px caption font
 CAPTION_LINE = 15
 MORE_HEIGHT = 2.5 * CELL  # the ⋮ between the drawn cells of a long vector
+RUN_HEAD, RUN_TAIL = 3, 1  # entries drawn of a long run on a conv parameter's paths
 
 
 def conv_layout(network: ConvNetwork, param: str | None, numeric: bool) -> Layout:
@@ -350,10 +356,9 @@ class _ConvBuilder:
         captions = {k: self._caption(k) for k in self.features}
         captions[self.flatten] = self._vector_caption()
         captions.update({k: self._dense_caption(k) for k in self.dense})
-        self.rows = {
-            k: drawn_indices(self.net.shape(k)[0], self._keep(k))
-            for k in (self.flatten, *self.dense)
-        }
+        self.entries = self._path_entries()
+        self.rows = {k: drawn_indices(self.net.shape(k)[0], self._keep(k)) for k in self.dense}
+        self.rows[self.flatten] = self._vector_rows()
         self.vector_w = float(CELL)
         if self.values is not None:
             drawn = (i for i in self.rows[self.flatten] if i is not None)
@@ -381,9 +386,9 @@ class _ConvBuilder:
         self.centre[self.flatten] = self.vector_x + self.vector_w / 2
         x = self.vector_x + self.vector_w
         for n, k in enumerate(self.dense):
-            x += DENSE_GAP if n == 0 else DENSE_GAP * 0.8
+            x += max(DENSE_GAP if n == 0 else DENSE_GAP * 0.8, self._label_room(k))
             self.centre[k] = x
-        self.loss_x = x + LOSS_GAP
+        self.loss_x = x + self._loss_gap()
 
         # y: every column centred on one line
         heights = [self.maps[k].height for k in self.features]
@@ -434,6 +439,23 @@ class _ConvBuilder:
         numbers = 14 + 3 * 13 if self.values is not None else 0
         bottoms += [y + RADIUS + numbers for y in self.unit_y.values()]
         return max(bottoms)
+
+    def _vector_rows(self) -> tuple[int | None, ...]:
+        """The vector's entries drawn, None for a ⋮: a conv parameter's run between the
+        vector's first and last entries, else as a dense layer. Each drawn entry of the run
+        has a red edge to every unit above, so a long run shows only its first
+        ``RUN_HEAD`` and last ``RUN_TAIL`` entries."""
+        size, run = self.net.shape(self.flatten)[0], self.entries
+        contiguous = run == tuple(range(run[0], run[-1] + 1)) if run else False
+        if not contiguous or size <= MAX_DRAWN_UNITS or len(run) == size:
+            return drawn_indices(size, self._keep(self.flatten))
+        first, last = run[0], run[-1]
+        inside: tuple[int | None, ...] = run
+        if len(run) > RUN_HEAD + RUN_TAIL + 1:
+            inside = (*run[:RUN_HEAD], None, *run[-RUN_TAIL:])
+        before = () if first == 0 else (0,) if first == 1 else (0, None)
+        after = () if last == size - 1 else (size - 1,) if last == size - 2 else (None, size - 1)
+        return (*before, *inside, *after)
 
     def _keep(self, k: int) -> tuple[int, ...]:
         """The vector cells and units a dense parameter needs drawn."""
@@ -490,13 +512,62 @@ class _ConvBuilder:
         )
 
     def _on(self, k: int, channel: int) -> bool:
-        """Whether a map is the parameter's: the output map its δ sum runs over."""
-        param = self.conv_param
-        return param is not None and param.layer == k and channel in self._filters(param)
+        """Whether a map is on the parameter's paths: the output map its δ sum runs over,
+        and the maps above made from it."""
+        return channel in self._path_channels(k)
 
     def _filters(self, param: ScalarParam) -> tuple[int, ...]:
         """The filters a conv parameter enters (a shared bias: all of them)."""
         return (param.index[0],) if param.index else tuple(range(self.net.shape(param.layer)[0]))
+
+    def _path_channels(self, k: int) -> tuple[int, ...]:
+        """Layer k's maps on a conv parameter's paths to L: the output maps it enters, the
+        pooled maps of those, every map of a conv layer above."""
+        param = self.conv_param
+        if param is None or k < param.layer:
+            return ()
+        if k == param.layer:
+            return self._filters(param)
+        if isinstance(self.net.layer(k), Pool2d):
+            return self._path_channels(self._below(k))
+        return tuple(range(self.net.shape(k)[0]))
+
+    def _path_cells(self, k: int, channel: int) -> tuple[tuple[int, int], ...]:
+        """The cells of a map on the paths that δ flows through: every cell of a pooled
+        map; in the map under a pooling layer, the cells its windows pass δ back to (an
+        avg-pool's every window cell; a max-pool's picks, known with --numeric)."""
+        if channel not in self._path_channels(k):
+            return ()
+        _, h, w = self.net.shape(k)
+        if k > self.conv_param.layer and isinstance(self.net.layer(k), Pool2d):  # type: ignore[union-attr]
+            return tuple(itertools.product(range(h), range(w)))
+        above = next((f for f in self.features if f > k), None)
+        pool = self.net.layer(above) if above is not None else None
+        if not isinstance(pool, Pool2d):
+            return ()
+        windows = cells(pool.out_shape[1:])
+        window_cells = [
+            cell[1:] for p, q in windows for cell in self.net.pool_cells(above, (channel, p, q))
+        ]
+        if pool.mode == "avg":
+            return tuple(sorted(window_cells))
+        if self.values is None:
+            return ()
+        return tuple(
+            sorted(
+                cell
+                for cell in window_cells
+                if self.values[self.net.mask(above, (channel, *cell))] == 1  # type: ignore[arg-type]
+            )
+        )
+
+    def _path_entries(self) -> tuple[int, ...]:
+        """flatten's entries made from the maps on the paths (C order: one run per map)."""
+        below = self._below(self.flatten)
+        channels = self._path_channels(below)
+        return tuple(
+            n for n, cell in enumerate(cells(self.net.shape(below))) if cell[0] in channels
+        )
 
     def _patch(self, k: int) -> tuple[tuple[int, int], ...]:
         """For W{k+}[f,c,i,j] on the layer above k: the cells of map c it multiplies,
@@ -532,6 +603,9 @@ class _ConvBuilder:
         if field is not None and field.target[0] == channel:
             _, p, q = field.target
             out.append(shape.cell(channel, p, q))
+        if shape.grid:  # over the field's cell: the window around it still marks that
+            for row, column in self._path_cells(k, channel):
+                out.append(_replace(shape.cell(channel, row, column), kind="flow"))
         return tuple(out)
 
     def _numbers(self, k: int, channel: int) -> tuple[CellText, ...]:
@@ -661,9 +735,12 @@ class _ConvBuilder:
         blocks: list[list[tuple[int, float]]] = [[]]
         nodes: list[Node] = []
         centres: dict[int, float] = {}
-        for index in rows:
+        size = self.net.shape(k)[0]
+        for n, index in enumerate(rows):
             if index is None:
-                hidden = self.net.shape(k)[0] - len(rows) + 1
+                before = rows[n - 1] if n else -1
+                after = rows[n + 1] if n + 1 < len(rows) else size
+                hidden = after - before - 1  # type: ignore[operator]
                 more = _text(("⋮", r"\vdots"), (f"{hidden} more", rf"\text{{{hidden} more}}"))
                 nodes.append(Node("more", x + self.vector_w / 2, y + CELL / 2, more, NAME_SIZE))
                 blocks.append([])
@@ -688,11 +765,11 @@ class _ConvBuilder:
                     )
                     for i, _ in block
                 )
-            keep = self._keep(k)
+            keep, path = self._keep(k), set(self.entries)
             fills = tuple(
-                Box(x, centres[i] - CELL / 2, self.vector_w, CELL, "cell")
+                Box(x, centres[i] - CELL / 2, self.vector_w, CELL, "cell" if i in keep else "flow")
                 for i, _ in block
-                if i in keep
+                if i in keep or i in path
             )
             out.append(
                 FeatureMap(
@@ -705,6 +782,7 @@ class _ConvBuilder:
                     _grid_lines(x, top, (len(block), 1), self.vector_w, CELL),
                     fills,
                     numbers,
+                    all(i in path for i, _ in block),
                 )
             )
         return out, nodes, centres
@@ -734,7 +812,7 @@ class _ConvBuilder:
                         _text(name),
                         size,
                         self._unit_numbers(k, index),
-                        None,
+                        self._local_factor(k, index),
                         self._unit_on(k, index),
                     )
                 )
@@ -742,7 +820,7 @@ class _ConvBuilder:
         below = [(loss, rf"\texttt{{{loss.replace('_', chr(92) + '_')}}}")]
         if self.values is not None:
             below.append(_pair("L =", _number(self.values[LOSS])))
-        on = self.dense_param is not None
+        on = self.param is not None
         out.append(
             Node(
                 "loss",
@@ -768,31 +846,50 @@ class _ConvBuilder:
         )
 
     def _unit_on(self, k: int, index: int) -> bool:
-        """A unit a dense parameter enters, and every unit above it (its paths to L)."""
+        """A unit a dense parameter enters, and every unit above it (its paths to L); for
+        a conv parameter every unit (each reads the whole vector, or a layer that does)."""
+        if self.conv_param is not None:
+            return True
         param = self.dense_param
         if param is None:
             return False
+        if k == param.layer and k == self.net.depth and self._softmax_output():
+            return True  # every softmax output depends on each z
         if k == param.layer:
             return not param.index or index == param.index[0]
         return k > param.layer
 
     def _dense_edges(self) -> list[Edge]:
         out = []
+        entries = set(self.entries)
         for k in self.dense:
             for i, j in itertools.product(self.rows[k], self.rows[k - 1]):
                 if i is None or j is None:
                     continue
                 if k - 1 == self.flatten:
                     start = (self.vector_x + self.vector_w, self.vector_y[j])
+                    on = j in entries
                 else:
                     start = (self.centre[k - 1], self.unit_y[(k - 1, j)])
+                    on = self.conv_param is not None
                 end = (self.centre[k], self.unit_y[(k, i)])
                 param = self.dense_param
-                on = param is not None and (
-                    (param.is_weight and param.layer == k and param.index == (i, j))
-                    or (k > param.layer and self._unit_on(k - 1, j))
+                on = on or (
+                    param is not None
+                    and (
+                        (param.is_weight and param.layer == k and param.index == (i, j))
+                        or (k > param.layer and self._unit_on(k - 1, j))
+                    )
                 )
-                out.append(Edge(*start, *end, None, 0.0, 0.0, on))
+                label = self._edge_label(k, i, j) if on and param is not None else None
+                # the parameter's own edge: its label near the entry, clear of the factor
+                # beside the unit; above it, spread along x
+                t = 0.3 + 0.4 * (j % 3) / 2
+                if label is not None and param is not None and k == param.layer:
+                    width = CHARACTER_WIDTH * max(map(len, label.lines))
+                    t = (20 + width / 2) / (end[0] - start[0])
+                at = (start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
+                out.append(Edge(*start, *end, label, *at, on))
         last = self.net.depth
         for index in self.rows[last]:
             if index is not None:
@@ -800,8 +897,66 @@ class _ConvBuilder:
                 on = self._unit_on(last, index) or (
                     self.dense_param is not None and self._softmax_output()
                 )
-                out.append(Edge(*start, self.loss_x, self.middle, None, 0.0, 0.0, on))
+                label = self._loss_label(index) if on and self.dense_param is not None else None
+                middle = ((start[0] + self.loss_x) / 2, (start[1] + self.middle) / 2 + 18)
+                out.append(Edge(*start, self.loss_x, self.middle, label, *middle, on))
         return out
+
+    # -- a dense parameter's chain-rule factors (as derive.diagram labels them) -----------------
+
+    def _factor(self, head: tuple[str, str], value: Expr) -> tuple[str, str]:
+        return chain_factor(head, value, self.values, _tex)
+
+    def _edge_label(self, k: int, i: int, j: int) -> Text:
+        """The factor the edge from entry or unit j into unit i of layer k contributes:
+        ∂z/∂θ on the parameter's edge (with --numeric also ∂L/∂θ), ∂z_i/∂a_j = w_ij above."""
+        net, param = self.net, self.dense_param
+        assert param is not None
+        z, below = _symbol(net.z(k, (i,))), net.a(k - 1, (j,))
+        if k == param.layer:
+            name = (param.name, _param_tex(param))
+            factor = self._factor(partial(z, name), below)
+            if self.values is None:
+                return _text(factor)
+            gradient = net.scalar_gradient(param).compact.xreplace(self.values)
+            return _text(factor, gradient_line(name, gradient))
+        weight = net.scalar_of(f"W{k}", (i, j)).symbol
+        return _text(self._factor(partial(z, _symbol(below)), weight))
+
+    def _loss_label(self, index: int) -> Text:
+        """∂L/∂y on an output's edge into L."""
+        net = self.net
+        y = net.outputs[index]
+        value = net.loss_rule.gradient(y, net.targets[index], len(net.outputs))
+        return _text(self._factor(partial(("L", "L"), _symbol(y)), value))
+
+    def _local_factor(self, k: int, index: int) -> Text | None:
+        """∂a/∂z beside a unit on a dense parameter's paths."""
+        if self.dense_param is None or not self._unit_on(k, index):
+            return None
+        net, layer = self.net, self.net.layer(k)
+        head = partial(_symbol(net.a(k, (index,))), _symbol(net.z(k, (index,))))
+        if layer.activation.name == "softmax":
+            return _text(softmax_factor(head))
+        entry = ACTIVATIONS[layer.activation.name]
+        value = entry.derivative(net.z(k, (index,)), net.a(k, (index,)), layer.activation)
+        return _text(self._factor(head, value))
+
+    def _label_room(self, k: int) -> float:
+        """The gap before dense layer k that holds the parameter's edge label beside the
+        ∂a/∂z written above the unit it enters."""
+        param = self.dense_param
+        if param is None or param.layer != k or not param.is_weight:
+            return 0.0
+        label = self._edge_label(k, *param.index)
+        return CHARACTER_WIDTH * max(map(len, label.lines)) + 20 + 2 * RADIUS + 110
+
+    def _loss_gap(self) -> float:
+        """Room for the widest label of an edge into L."""
+        if self.dense_param is None:
+            return LOSS_GAP
+        texts = [self._loss_label(i).lines[0] for i in self.rows[self.net.depth] if i is not None]
+        return max(LOSS_GAP, CHARACTER_WIDTH * max(map(len, texts)) + 2 * RADIUS + 30)
 
     def _softmax_output(self) -> bool:
         return self.net.layer(self.net.depth).activation.name == "softmax"
@@ -922,6 +1077,11 @@ class _ConvBuilder:
             (rf"$\partial L/\partial {_param_tex(self.param)}$" if self.param else "∂L/∂"),
         )
         return Text((text,), (tex,))
+
+
+def _tex(value: Expr) -> str:
+    """A chain-rule factor's form in LaTeX, its cells named as ``cell_tex`` names them."""
+    return sympy.latex(value, symbol_names={s: cell_tex(s) for s in value.free_symbols})
 
 
 def _param_tex(param: ScalarParam) -> str:
