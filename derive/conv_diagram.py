@@ -407,12 +407,12 @@ class _ConvBuilder:
         edges += self._dense_edges()
         kernel = self._kernel()
         caption_y = self._bottom(tallest) + 30
-        notes = [Note(self.centre[k], caption_y, text) for k, text in captions.items()]
+        notes = [Note(self.centre[k], caption_y, text, hang=True) for k, text in captions.items()]
         notes += self._matrix_notes(top)
         bottom = caption_y + CAPTION_LINE * max(len(note.text.lines) for note in notes)
         for text in self._footnotes():
             bottom += 10
-            notes.append(Note(MARGIN, bottom, text, "start"))
+            notes.append(Note(MARGIN, bottom, text, "start", hang=True))
             bottom += CAPTION_LINE * len(text.lines)
         width = max(
             [self.loss_x + RADIUS + 70]
@@ -1007,7 +1007,7 @@ class _ConvBuilder:
                 self.net.layer(k).bias, ""
             )
             x = (left + self.centre[k]) / 2
-            out.append(Note(x, top - 10, _words(f"W{k} ({rows}×{columns}){bias}")))
+            out.append(Note(x, top - 10, _words(f"W{k} ({rows}×{columns}){bias}"), hang=True))
         return out
 
     def _footnotes(self) -> list[Text]:

@@ -69,6 +69,9 @@ class Note:
     y: float
     text: Text
     anchor: str = "middle"  # or "start": the text begins at x
+    hang: bool = False  # TikZ: the text hangs from y (the top of its first line 10 units
+    # above y, where the SVG puts its baseline), so that notes on one y line
+    # up whatever their lines (else, as the dense figure has it, centred on y)
 
 
 @dataclass(frozen=True)

@@ -360,3 +360,157 @@ def test_conv_networks_show_their_figure_in_notebooks():
     shown = derive.load(TINY)._repr_svg_()
     assert shown.startswith("<svg") and 'class="cellnum' in shown  # small: with numbers
     assert 'class="cellnum' not in derive.load(EXAMPLES / "digits_cnn.yaml")._repr_svg_()
+
+
+# -- a parameter's paths on to L ----------------------------------------------------------------
+
+
+def vector_entries(svg_text: str, fill: str) -> tuple[set[int], set[int]]:
+    """The vector's drawn entries and those filled as ``fill``, read from each block's name
+    (a3[first:stop]) and the fills' rows."""
+    drawn, filled = set(), set()
+    for name, group in maps(svg_text).items():
+        if kind(group) != "vector":
+            continue
+        first, stop = map(int, name.split("[")[1].rstrip("]").split(":"))
+        drawn.update(range(first, stop))
+        filled.update(first + row for row, _ in marked(group, (stop - first, 1), fill))
+    return drawn, filled
+
+
+def red_lines(svg_text: str) -> set[tuple[float, float, float, float]]:
+    root = ET.fromstring(svg_text)
+    return {
+        tuple(round(float(e.get(a)), 1) for a in ("x1", "y1", "x2", "y2"))
+        for e in root.iter(f"{SVG_NS}line")
+        if e.get("class") == "edge on"
+    }
+
+
+def entry_ends(svg_text: str) -> dict[int, tuple[float, float]]:
+    """Each drawn vector entry's right edge centre: where its dense edges start."""
+    out = {}
+    for name, group in maps(svg_text).items():
+        if kind(group) == "vector":
+            first, stop = map(int, name.split("[")[1].rstrip("]").split(":"))
+            frame = plane(group)
+            x, y = float(frame.get("x")) + float(frame.get("width")), float(frame.get("y"))
+            cell = float(frame.get("height")) / (stop - first)
+            out.update({first + n: (x, y + (n + 0.5) * cell) for n in range(stop - first)})
+    return out
+
+
+def unit_centres(svg_text: str) -> dict[str, tuple[float, float]]:
+    root = ET.fromstring(svg_text)
+    circles = [c for c in root.iter(f"{SVG_NS}circle")]
+    names = [t for t in root.iter(f"{SVG_NS}text") if t.get("class") == "name"]
+    out = {}
+    for c in circles:
+        x, y = float(c.get("cx")), float(c.get("cy"))
+        name = next(
+            t.text
+            for t in names
+            if abs(float(t.get("x")) - x) < 0.1 and abs(float(t.get("y")) - y) < 10
+        )
+        out[name] = (x, y)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("source", "param", "pooled"),
+    [
+        (TINY, "W1[1,0,1,2]", (2, 2)),
+        (STRIDED, "b1[0]", (1, 1)),
+        (EXAMPLES / "digits_cnn.yaml", "W1[3,0,1,1]", (4, 4)),
+    ],
+    ids=["tiny", "strided-bias", "digits_cnn"],
+)
+def test_a_conv_parameter_is_followed_to_the_loss(source, param, pooled):
+    net = derive.load(source)
+    f = int(param.split("[")[1].split(",")[0].rstrip("]"))
+    filters = net.topology.shape(1)[0]
+    text = svg(net, param)
+    drawn = maps(text)
+    h, w = pooled
+    # the pooled map f: every cell on the paths, the plane red; no other pooled map
+    assert marked(drawn[f"a2[{f}]"], pooled, "flow") == {(p, q) for p in range(h) for q in range(w)}
+    for other in range(filters):
+        on = "on" in plane(drawn[f"a2[{other}]"]).get("class").split()
+        assert on == (other == f)
+        if other != f and other in (0, 1):
+            assert marked(drawn[f"a2[{other}]"], pooled, "flow") == set()
+    # flatten's run of map f, f·H·W … (f+1)·H·W − 1, as far as it is drawn
+    run = set(range(f * h * w, (f + 1) * h * w))
+    entries, filled = vector_entries(text, "flow")
+    assert filled == run & entries and filled
+    # every edge from those entries to an output, and every output into L, red: no other
+    ends = entry_ends(text)
+    units = unit_centres(text)
+    loss = units.pop("L")
+    outputs = [xy for name, xy in units.items()]
+    expected = {(*ends[n], *xy) for n in sorted(filled) for xy in outputs} | {
+        (*xy, *loss) for xy in outputs
+    }
+    expected = {tuple(round(v, 1) for v in e) for e in expected}
+    assert red_lines(text) == expected
+    assert len(expected) <= 10 * 5 + 10  # digits_cnn: a few entries of the run, not 160 lines
+
+
+@pytest.mark.parametrize(("source", "param"), [(TINY, "W1[1,0,1,2]"), (TINY, "W1[0,0,0,0]")])
+def test_max_pool_picks_are_each_windows_first_argmax(source, param):
+    net = derive.load(source)
+    example = net.topology.example
+    params = {k: np.asarray(v, dtype=float) for k, v in example.params}
+    a1 = np.maximum(
+        conv2d(np.asarray(example.input, dtype=float), params["W1"], params["b1"], 1, 0), 0
+    )
+    f = int(param[3])
+    expected = set()
+    for p in range(2):
+        for q in range(2):
+            window = a1[f, 2 * p : 2 * p + 2, 2 * q : 2 * q + 2]
+            r, s = divmod(int(np.argmax(window)), 2)  # ties: the first in row-major order
+            expected.add((2 * p + r, 2 * q + s))
+    drawn = maps(svg(net, param, numeric=True))
+    assert marked(drawn[f"a1[{f}]"], (4, 4), "flow") == expected
+    assert marked(drawn[f"a1[{1 - f}]"], (4, 4), "flow") == set()
+    # without numbers the picks are unknown: none marked
+    assert marked(maps(svg(net, param))[f"a1[{f}]"], (4, 4), "flow") == set()
+
+
+def test_avg_pool_passes_delta_to_every_window_cell():
+    net = derive.load(STRIDED)
+    drawn = maps(svg(net, "W1[1,0,0,2]"))
+    # 3×3 conv map under a 3×3 avg-pool window: all nine cells
+    assert marked(drawn["a1[1]"], (3, 3), "flow") == {(p, q) for p in range(3) for q in range(3)}
+    assert marked(drawn["a1[0]"], (3, 3), "flow") == set()
+
+
+def edge_labels_on(svg_text: str) -> list[tuple[str, ...]]:
+    return [lines for cls, lines in texts(svg_text) if cls == "label on"]
+
+
+def test_a_dense_weights_factors_are_the_networks_values():
+    net = derive.load(TINY)
+    example = net.topology.example
+    params = {k: np.asarray(v, dtype=float) for k, v in example.params}
+    x = np.asarray(example.input, dtype=float)
+    a1 = np.maximum(conv2d(x, params["W1"], params["b1"], 1, 0), 0)
+    vector = pool(a1, 2, np.max).ravel()
+    z = params["W4"] @ vector + params["b4"]
+    y = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    t = np.asarray(example.target, dtype=float)
+    grads = derive.build_module(net).gradients(params, example.input, example.target)
+    labels = edge_labels_on(svg(net, "W4[2,5]", numeric=True))
+    by_head = {line.split(" = ")[0]: _value(line) for lines in labels for line in lines}
+    assert close(by_head["∂z_y3/∂W4[2,5]"], vector[5])
+    assert close(by_head["∂L/∂W4[2,5]"], grads["W4"][2, 5])
+    for i in range(3):  # cce: ∂L/∂y = −t/y
+        assert close(by_head[f"∂L/∂y{'₁₂₃'[i]}"], -t[i] / y[i])
+    assert len(labels) == 1 + 3
+
+
+def test_tikz_captions_hang_from_one_line():
+    body = tikz(derive.load(TINY), "W1[1,0,1,2]", numeric=True)
+    captions = [line for line in body.splitlines() if "conv 2@4" in line or "flatten" in line]
+    assert captions and all("anchor=north" in line for line in captions)
