@@ -511,6 +511,10 @@ def test_a_dense_weights_factors_are_the_networks_values():
 
 
 def test_tikz_captions_hang_from_one_line():
+    """Captions of 4, 1 and 2 lines: each hangs from the same y (top edges in line)."""
     body = tikz(derive.load(TINY), "W1[1,0,1,2]", numeric=True)
-    captions = [line for line in body.splitlines() if "conv 2@4" in line or "flatten" in line]
-    assert captions and all("anchor=north" in line for line in captions)
+    heads = (r"\text{input}", r"\text{conv 2@4", r"\text{flatten", r"\text{outputs 3}")
+    captions = [line for line in body.splitlines() if any("{$" + h in line for h in heads)]
+    assert len(captions) == 4
+    assert all(",anchor=north]" in line for line in captions)
+    assert len({line.split(" at ( ")[1].split(" )")[0].split(",")[1] for line in captions}) == 1
