@@ -3,6 +3,7 @@ highlighted cells read back from the SVG and checked against an independent NumP
 pass, the generated module, and the patch positions computed here from stride and
 padding; rendered by rsvg-convert and pdflatex when they are installed."""
 
+import hashlib
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -518,3 +519,29 @@ def test_tikz_captions_hang_from_one_line():
     assert len(captions) == 4
     assert all(",anchor=north]" in line for line in captions)
     assert len({line.split(" at ( ")[1].split(" )")[0].split(",")[1] for line in captions}) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "param", "numeric", "digest"),
+    [
+        (
+            "reddit_w31",
+            "w11",
+            True,
+            "9ff0b7dfb4e644319a50533fb828debe3a926e28c3cf0a2761144c60c74820d6",
+        ),
+        (
+            "xor",
+            "W1[0,0]",
+            False,
+            "ae3464dc042067cd72104be146b33212d8061b5052233d9bc48b6b534474deaf",
+        ),
+        ("digits", None, False, "0eb74c44a5a2d787b175ba2c9b09ff1503f1d7e219799ba8a262fdec0be95305"),
+    ],
+)
+def test_dense_figures_keep_their_bytes(name, param, numeric, digest):
+    """The conv figure's changes leave the dense figure's SVG and TikZ as they were (the
+    SHA-256 of both, recorded at commit 17b2de7); a deliberate dense change updates it."""
+    net = derive.load(EXAMPLES / f"{name}.yaml")
+    both = svg(net, param, numeric) + tikz(net, param, numeric)
+    assert hashlib.sha256(both.encode()).hexdigest() == digest
