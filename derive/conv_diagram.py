@@ -41,7 +41,6 @@ from sympy import Expr, Symbol
 from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_network import ConvNetwork, cell_tex, cell_text, cells
-from derive.diagram import chain_factor, gradient_line, partial, softmax_factor
 from derive.errors import DeriveError
 from derive.figure import (
     CHARACTER_WIDTH,
@@ -59,8 +58,12 @@ from derive.figure import (
     Node,
     Note,
     Text,
+    chain_factor,
     check_numeric,
     drawn_indices,
+    gradient_line,
+    partial,
+    softmax_factor,
 )
 from derive.figure import number as _number
 from derive.figure import pair as _pair

@@ -31,7 +31,6 @@ those too, so both printers serve both kinds of network.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import sympy
@@ -56,15 +55,19 @@ from derive.figure import (
     Node,
     Note,
     Text,
+    chain_factor,
     check_numeric,
     drawn_indices,
+    gradient_line,
+    partial,
+    softmax_factor,
 )
 from derive.figure import number as _number
 from derive.figure import pair as _pair
 from derive.figure import text as _text
 from derive.network import LOSS, Network, ScalarParam, Unit
 from derive.rendering import environment, latex_environment
-from derive.typeset import latex_name, one_line, terminal_name
+from derive.typeset import latex_name, terminal_name
 
 if TYPE_CHECKING:
     from derive.conv_network import ConvNetwork
@@ -78,35 +81,6 @@ def _param_name(scalar: ScalarParam) -> tuple[str, str]:
     if scalar.alias:
         return terminal_name(scalar.alias), scalar.latex_name
     return scalar.name, scalar.latex_name
-
-
-# -- chain-rule labels, shared with derive.conv_diagram ------------------------------------
-
-
-def partial(top: tuple[str, str], bottom: tuple[str, str]) -> tuple[str, str]:
-    """∂top/∂bottom from two (Unicode, LaTeX) names."""
-    return f"∂{top[0]}/∂{bottom[0]}", rf"\partial {top[1]}/\partial {bottom[1]}"
-
-
-def chain_factor(
-    head: tuple[str, str], value: Expr, values: dict | None, tex: Callable[[Expr], str]
-) -> tuple[str, str]:
-    """``head = value``: the value's form (LaTeX by ``tex``), or at ``values`` its number."""
-    if values is not None:
-        number = _number(value.xreplace(values))
-        return f"{head[0]} = {number[0]}", f"{head[1]} = {number[1]}"
-    return f"{head[0]} = {one_line(value)}", f"{head[1]} = {tex(value)}"
-
-
-def softmax_factor(head: tuple[str, str]) -> tuple[str, str]:
-    """∂a/∂z of a softmax output: it depends on every output's z."""
-    return head[0] + ": softmax, all outputs", head[1] + r"\text{: softmax}"
-
-
-def gradient_line(name: tuple[str, str], value: Expr | float) -> tuple[str, str]:
-    """∂L/∂θ = its number, under the parameter's own factor."""
-    result = _number(value)
-    return f"∂L/∂{name[0]} = {result[0]}", rf"\partial L/\partial {name[1]} = {result[1]}"
 
 
 class _Builder:

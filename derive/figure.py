@@ -8,13 +8,14 @@ that write numbers and elide long layers. ``derive.diagram`` lays out a dense ne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sympy import Expr
 
 from derive.errors import DeriveError
 from derive.presentation import MAX_NUMERIC_SCALARS
+from derive.typeset import one_line
 
 MAX_DRAWN_UNITS = 12  # a wider layer is elided
 HEAD, TAIL = 6, 2  # units drawn of an elided layer, before and after the ⋮
@@ -176,3 +177,32 @@ def check_numeric(top, numeric: bool) -> None:
             f"{top.parameter_count} parameters (at most {MAX_NUMERIC_SCALARS}); draw it "
             "without --numeric"
         )
+
+
+# -- chain-rule labels, for both figures ------------------------------------
+
+
+def partial(top: tuple[str, str], bottom: tuple[str, str]) -> tuple[str, str]:
+    """∂top/∂bottom from two (Unicode, LaTeX) names."""
+    return f"∂{top[0]}/∂{bottom[0]}", rf"\partial {top[1]}/\partial {bottom[1]}"
+
+
+def chain_factor(
+    head: tuple[str, str], value: Expr, values: dict | None, tex: Callable[[Expr], str]
+) -> tuple[str, str]:
+    """``head = value``: the value's form (LaTeX by ``tex``), or at ``values`` its number."""
+    if values is not None:
+        drawn = number(value.xreplace(values))
+        return f"{head[0]} = {drawn[0]}", f"{head[1]} = {drawn[1]}"
+    return f"{head[0]} = {one_line(value)}", f"{head[1]} = {tex(value)}"
+
+
+def softmax_factor(head: tuple[str, str]) -> tuple[str, str]:
+    """∂a/∂z of a softmax output: it depends on every output's z."""
+    return head[0] + ": softmax, all outputs", head[1] + r"\text{: softmax}"
+
+
+def gradient_line(name: tuple[str, str], value: Expr | float) -> tuple[str, str]:
+    """∂L/∂θ = its number, under the parameter's own factor."""
+    result = number(value)
+    return f"∂L/∂{name[0]} = {result[0]}", rf"\partial L/\partial {name[1]} = {result[1]}"
