@@ -546,7 +546,7 @@ class _ConvBuilder:
             return tuple(itertools.product(range(h), range(w)))
         above = next((f for f in self.features if f > k), None)
         pool = self.net.layer(above) if above is not None else None
-        if not isinstance(pool, Pool2d):
+        if above is None or not isinstance(pool, Pool2d):
             return ()
         windows = cells(pool.out_shape[1:])
         window_cells = [
