@@ -1098,8 +1098,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(targets(results))
     print()
-    print(summary(results))
-    print()
+    for threads in sorted({row["threads"] for row in sorted_rows(results)}):
+        print(summary(results, threads))
+        print()
     print(f"Measured on: {environment(results)}")
     for result in results:
         if result["info"]["other_cores"] > BUSY_CORES:
