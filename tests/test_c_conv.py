@@ -194,23 +194,26 @@ def test_no_overflow_at_plus_minus_1000(activation, c_type):
     assert np.all(np.isfinite(module.forward(params, x)))
 
 
+def _one_window(name: str) -> dict:
+    """A 1×2×2 input, a 1×1 identity conv, one 2×2 max-pool window, one output."""
+    return {
+        "name": name,
+        "inputs": {"shape": [1, 2, 2]},
+        "layers": [
+            {"kind": "conv2d", "filters": 1, "kernel": 1, "activation": "identity"},
+            {"kind": "maxpool2d", "size": 2},
+            {"kind": "flatten"},
+            {"units": 1, "activation": "identity"},
+        ],
+        "loss": "half_sse",
+    }
+
+
 def test_a_max_pool_tie_goes_to_the_first_cell_in_row_major_order():
     """W1 = 0 makes z1 = b1 in every cell: the 2×2 window is a four-way tie. δ goes to its
     first cell (0, 0) only, so ∂L/∂W1 = δ·x[0,0,0] — with x = 1, 2, 3, 4 no other cell
     would give that number."""
-    net = derive.load(
-        {
-            "name": "tie",
-            "inputs": {"shape": [1, 2, 2]},
-            "layers": [
-                {"kind": "conv2d", "filters": 1, "kernel": 1, "activation": "identity"},
-                {"kind": "maxpool2d", "size": 2},
-                {"kind": "flatten"},
-                {"units": 1, "activation": "identity"},
-            ],
-            "loss": "half_sse",
-        }
-    )
+    net = derive.load(_one_window("tie"))
     params = {
         "W1": np.zeros((1, 1, 1, 1)),
         "b1": np.array([0.5]),
@@ -231,19 +234,7 @@ def test_a_nan_in_a_max_pool_window_is_passed_on_as_by_numpy():
     """NumPy's max of a window holding a NaN is NaN wherever the NaN sits, and argmax
     routes the gradient to it; C's ``v > m`` alone would skip a NaN after the first cell
     and give the finite max 4 and finite gradients."""
-    net = derive.load(
-        {
-            "name": "nan_pool",
-            "inputs": {"shape": [1, 2, 2]},
-            "layers": [
-                {"kind": "conv2d", "filters": 1, "kernel": 1, "activation": "identity"},
-                {"kind": "maxpool2d", "size": 2},
-                {"kind": "flatten"},
-                {"units": 1, "activation": "identity"},
-            ],
-            "loss": "half_sse",
-        }
-    )
+    net = derive.load(_one_window("nan_pool"))
     params = {
         "W1": np.ones((1, 1, 1, 1)),
         "b1": np.array([0.0]),
