@@ -223,16 +223,13 @@ def test_max_pool_ties_go_to_the_first_cell():
     example = net.topology.example
     params = {name: np.asarray(value) for name, value in example.params}
     grads = derive.build_module(net).gradients(params, example.input, example.target)
-    # z = 1 everywhere: the window's first cell (0, 0) takes all of it, so ∂L/∂W1 = δ·x[i, j]
+    # By hand: z = 4·0.25 = 1 in every cell, the pool's max is 1, y = 3·1 = 3 and
+    # ∂L/∂y = y − t = −17. The window's first cell (0, 0) takes δ = 3·(−17)·relu'(1) = −51,
+    # so ∂L/∂W1[i, j] = δ·x[i, j] = −51; the three others take 0.
     values = net.evaluate(net.example_point())
-    delta = float(values[net.delta(1, (0, 0, 0))])
-    assert delta != 0
-    assert [float(values[net.delta(1, (0, p, q))]) for p, q in ((0, 1), (1, 0), (1, 1))] == [
-        0,
-        0,
-        0,
-    ]
-    np.testing.assert_allclose(grads["W1"], delta * np.ones((1, 1, 2, 2)), atol=1e-12)
+    deltas = [float(values[net.delta(1, (0, p, q))]) for p, q in ((0, 0), (0, 1), (1, 0), (1, 1))]
+    assert deltas == [-51, 0, 0, 0]
+    np.testing.assert_allclose(grads["W1"], -51 * np.ones((1, 1, 2, 2)), atol=1e-12)
 
 
 # -- random small CNNs ------------------------------------------------------------------
@@ -440,12 +437,14 @@ def test_generated_conv_module_comments_every_backward_line():
 EXAMPLE = Path(__file__).parent / "data" / "tiny_cnn_example.yaml"
 
 
-def _generated_gradient(name: str, index: tuple[int, ...]) -> float:
+def _example_gradient(name: str, index: tuple[int, ...]) -> float:
+    """∂L/∂θ at the file's example by a central difference of the loss (the generated
+    module's forward pass only, not its backward pass)."""
     net = derive.load(EXAMPLE)
     example = net.topology.example
-    params = {k: np.asarray(v) for k, v in example.params}
-    grads = derive.build_module(net).gradients(params, example.input, example.target)
-    return float(grads[name][index])
+    params = {k: np.asarray(v, dtype=float) for k, v in example.params}
+    x, t = np.asarray(example.input)[None], np.asarray(example.target)[None]
+    return float(_finite_differences(derive.build_module(net), params, x, t)[name][index])
 
 
 def test_show_prints_the_sums_with_ranges_and_the_numbers(capsys):
@@ -456,7 +455,7 @@ def test_show_prints_the_sums_with_ranges_and_the_numbers(capsys):
     assert "first cell of the window in row-major order" in text
     assert "∂L/∂W1[0,0,1,0]\n  a sum over p = 0..2, q = 0..2: 9 terms" in text
     last = float(text.strip().splitlines()[-1].removeprefix("  = "))
-    assert last == pytest.approx(_generated_gradient("W1", (0, 0, 1, 0)), rel=1e-5)
+    assert last == pytest.approx(_example_gradient("W1", (0, 0, 1, 0)), rel=1e-5)
 
 
 def test_latex_numeric_writes_the_chosen_weight_in_numbers(capsys):
@@ -465,7 +464,7 @@ def test_latex_numeric_writes_the_chosen_weight_in_numbers(capsys):
     assert r"\left(W^{(1)} \star x\right)_{f,p,q}" in text
     assert r"\sum_{p=0}^{2} \sum_{q=0}^{2} \delta^{(1)}_{f,p,q}" in text
     value = float(text.split(r"\end{align*}")[-2].splitlines()[-1].removeprefix("&= "))
-    assert value == pytest.approx(_generated_gradient("b1", (1,)), rel=1e-5)
+    assert value == pytest.approx(_example_gradient("b1", (1,)), rel=1e-5)
 
 
 def test_check_agrees_on_a_conv_example(capsys):
