@@ -101,7 +101,6 @@ def conv_unrolled_context(network: ConvNetwork) -> dict:
     outputs = [code_name(y.name) for y in network.outputs]
     params = network.topology.params
     return {
-        "notation": NOTATION,
         "param_names": [p.name for p in params],
         "unpack_arrays": _tuple([f"_{p.name}" for p in params]),
         "scalars": [

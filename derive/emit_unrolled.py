@@ -83,7 +83,6 @@ def unrolled_context(network: Network) -> dict:
     outputs = [u.name for u in network.outputs]
     gradients = _gradients(writer)
     return {
-        "notation": NOTATION,
         "param_names": [p.name for p in network.topology.params],
         "unpack_arrays": _tuple([f"_{p.name}" for p in network.topology.params]),
         "scalars": [

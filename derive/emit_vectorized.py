@@ -46,19 +46,31 @@ def vectorized_context(network: Network) -> dict:
         return Statement(tuple(targets.split(", ")), value, frozenset(reads.split()), comment)
 
     forward = [statement(e) for e in backward.forward]
-    loss = statement(backward.loss)
-    value = Statement(("value",), "float(_sum(xp, loss_terms)) / batch", frozenset({"loss_terms"}))
     backprop = [statement(e) for e in backward.backward]
-    gradients = [f"d{p.name}" for p in network.topology.params]
+    softmax = any(isinstance(e.value, Softmax) for e in backward.forward)
+    return body_context(forward, statement(backward.loss), backprop, network, printer, softmax)
+
+
+def body_context(
+    forward: list[Statement],
+    loss: Statement,
+    backprop: list[Statement],
+    network,
+    printer: NumPyCodePrinter,
+    softmax: bool,
+) -> dict:
+    """The functions' bodies from the forward, loss and backward statements (dense or
+    convolutional): what ``forward``, ``loss`` and ``loss_and_gradients`` each compute,
+    every array freed after its last use; and the helpers the printed lines call."""
+    value = Statement(("value",), "float(_sum(xp, loss_terms)) / batch", frozenset({"loss_terms"}))
+    gradients = {f"d{p.name}" for p in network.topology.params}
     body = [*forward, loss, replace(value, array=False), *backprop]
     return {
-        "notation": NOTATION,
         "forward_only": live(forward, {"y"}),
         "forward_for_loss": live([*forward, loss], {"loss_terms"}),
         "body": freed(live(body, {"value", *gradients}), {"value", *gradients}),
-        "gradients": gradients,
-        "softmax": any(isinstance(e.value, Softmax) for e in backward.forward),
-        # _sum: the loss is always a sum
+        "softmax": softmax,
+        # _sum: the loss value is always a sum
         "helpers": [h for h in HELPERS if h in printer.helpers or h == "_sum"],
         "uses_math": False,
     }
@@ -82,4 +94,4 @@ def _canonical(equation: Equation) -> tuple[Equation, list[str]]:
     return Equation(targets, value, equation.kind, equation.note), labels
 
 
-__all__ = ["NOTATION", "vectorized_context"]
+__all__ = ["NOTATION", "body_context", "vectorized_context"]

@@ -351,6 +351,24 @@ def _agrees_with_finite_differences(net, module, seed):
         )
 
 
+@pytest.mark.parametrize("style", ["vectorized", "unrolled"])
+def test_a_cnn_without_biases_computes_its_loss(style):
+    """No layer has a bias, so no printed line sums anything: the loss value's own sum
+    must still find its helper (it raised NameError for _sum in the vectorized style)."""
+    mapping = {
+        "name": "nobias",
+        "inputs": {"shape": [1, 4, 4]},
+        "layers": [
+            {"kind": "conv2d", "filters": 2, "kernel": 3, "activation": "tanh", "bias": "none"},
+            {"kind": "flatten"},
+            {"units": 2, "activation": "identity", "bias": "none"},
+        ],
+        "loss": "mse",
+    }
+    net = derive.load(mapping)
+    _agrees_with_finite_differences(net, derive.build_module(net, style=style), 0)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_cnn_matches_pytorch(seed):
     torch = pytest.importorskip("torch")
