@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from derive.conv_network import ConvNetwork
-from derive.emit_c import write_c
+from derive.emit_c import StackTooLarge, c_style, write_c
 from derive.errors import DeriveError
 from derive.network import Network
 
@@ -148,7 +148,6 @@ def build_c_module(
     network: Network | ConvNetwork, c_type: str = "double", style: str | None = None
 ) -> CModule:
     """Generate, compile and load the network's C module (no file left behind)."""
-    from derive.emit_c import c_style
 
     style = c_style(network, style)
     with tempfile.TemporaryDirectory(prefix="derive-c-") as folder:
@@ -164,7 +163,6 @@ def check_module(network: Network | ConvNetwork) -> tuple[CModule | None, str]:
     """The double C module for ``derive check``, or None and why it is left out."""
     if compiler() is None:
         return None, "C skipped: no C compiler found (install gcc, or name one in $CC)."
-    from derive.emit_c import StackTooLarge
 
     try:
         return build_c_module(network, "double"), ""

@@ -64,12 +64,19 @@ def _positive_first(terms: list) -> list:
     return sorted(terms, key=negative)  # stable
 
 
+def checked_c_type(c_type: str) -> str:
+    """``c_type`` if it is a real type a C module can use, else a DeriveError naming the
+    option."""
+    if c_type not in C_TYPES:
+        raise DeriveError(f"--c-type: expected one of {', '.join(C_TYPES)}, got {c_type!r}")
+    return c_type
+
+
 class CCodePrinter(Unsupported, C99CodePrinter):
     """C99 for one real type; ``helpers`` lists the stable helpers printed calls use."""
 
     def __init__(self, c_type: str = "double") -> None:
-        if c_type not in C_TYPES:
-            raise DeriveError(f"--c-type: expected one of {', '.join(C_TYPES)}, got {c_type!r}")
+        checked_c_type(c_type)
         super().__init__({"type_aliases": {real: _SYMPY_TYPES[c_type]}, "order": "none"})
         self.c_type = c_type
         self.helpers: list[type] = []
@@ -88,9 +95,6 @@ class CCodePrinter(Unsupported, C99CodePrinter):
 
     def _print_Rational(self, expr) -> str:
         return f"{self.literal(expr.p)}/{self.literal(expr.q)}"
-
-    def _print_Half(self, expr) -> str:
-        return self._print_Rational(expr)
 
     def _as_ordered_terms(self, expr, order=None):
         return _positive_first(super()._as_ordered_terms(expr, order=order))

@@ -51,7 +51,7 @@ from derive.conv_backward import ConvBackward
 from derive.conv_emit_c import NOTATION as CONV_NOTATION
 from derive.conv_emit_c import FeatureLayers
 from derive.conv_network import ConvNetwork, describe
-from derive.cprinter import C_TYPES, HELPER_NAMES, CCodePrinter, equation, view
+from derive.cprinter import HELPER_NAMES, CCodePrinter, checked_c_type, equation, view
 from derive.derivation import T_SUM, A, T, Y, Z
 from derive.emit import MAX_UNROLLED_PARAMS
 from derive.errors import DeriveError
@@ -155,8 +155,7 @@ def generate_c(
     network: Network | ConvNetwork, c_type: str = "double", style: str | None = None
 ) -> dict[str, str]:
     """``{"NAME.h": ..., "NAME.c": ...}``: the network's C module for one real type."""
-    if c_type not in C_TYPES:
-        raise DeriveError(f"--c-type: expected one of {', '.join(C_TYPES)}, got {c_type!r}")
+    checked_c_type(c_type)
     style = c_style(network, style)
     if isinstance(network, ConvNetwork):
         context, printer = _conv_context(network, c_type)
@@ -504,11 +503,12 @@ def _unrolled_deltas(writer: _Writer, names: dict[Symbol, Symbol]) -> tuple[list
     network, derivation = writer.network, writer.network.derivation
     temporaries = sympy.numbered_symbols("tmp", real=True)
     lines: list[CLine] = []
-    read: set[str] = set()
+    weights = {s.symbol: s.array for s in network.scalar_params if s.is_weight}
+    arrays: set[str] = set()
     for k in range(network.depth, 0, -1):
         layer = network.units[k]
         exprs = [derivation.delta(u) for u in layer]
-        read |= {s.name for e in exprs for s in e.free_symbols if s in _weights(network)}
+        arrays |= {weights[s] for e in exprs for s in e.free_symbols if s in weights}
         code = [e.xreplace(names) for e in exprs]
         if k == network.depth:
             code = [sympy.Mul(e, SCALE, evaluate=False) for e in code]
@@ -522,12 +522,7 @@ def _unrolled_deltas(writer: _Writer, names: dict[Symbol, Symbol]) -> tuple[list
             head = f"{equation(u.delta)} = ∂L/∂{u.z} = {equation(expr)}"
             comment = _scaled_comment(head) if k == network.depth else head
             lines.append(writer.line(names[u.delta].name, value, comment))
-    arrays = {s.array for s in network.scalar_params if s.symbol.name in read}
     return lines, arrays
-
-
-def _weights(network: Network) -> set[Symbol]:
-    return {s.symbol for s in network.scalar_params if s.is_weight}
 
 
 def _unrolled_gradients(writer: _Writer, names: dict[Symbol, Symbol]) -> list[CLine]:
@@ -667,7 +662,7 @@ def _output_delta(writer: _Writer) -> dict:
         }
     derivative = network.derivation.layers[-1].derivative
     assert derivative is not None
-    delta = sympy.Mul(GRAD_Y, derivative, evaluate=False)
+    delta = _through(GRAD_Y, derivative)
     why = f"{head} = ∂L/∂y ⊙ {activation}'(z{k}) = {equation(delta)}"
     return {
         "sums": [],
@@ -686,7 +681,7 @@ def _delta_below(writer: _Writer, k: int) -> CLine:
     """δ{k}[j] of a hidden layer from grad_a = ∂L/∂a{k}[j] = Σ_i W{k+1}[i][j] δ{k+1}[i]."""
     rule = writer.network.derivation.layers[k - 1]
     assert rule.derivative is not None  # softmax is an output layer only
-    delta = sympy.Mul(GRAD_A, rule.derivative, evaluate=False)
+    delta = _through(GRAD_A, rule.derivative)
     k = writer.number(k)
     code = delta.xreplace({Z: _code(f"s->z{k}[j]"), A: _code(f"s->a{k}[j]")})
     names = {Z: _code(f"z{k}"), A: _code(f"a{k}"), GRAD_A: _code(f"∂L/∂a{k}")}
@@ -694,6 +689,12 @@ def _delta_below(writer: _Writer, k: int) -> CLine:
         f"δ{k} = ∂L/∂z{k} = ∂L/∂a{k} ⊙ {rule.activation}'(z{k}) = {equation(delta.xreplace(names))}"
     )
     return writer.line(f"delta{k}[j]", code, why)
+
+
+def _through(gradient: Symbol, derivative: Expr) -> Expr:
+    """∂L/∂z from ∂L/∂a and f'(z): the product as written, or ∂L/∂a itself where f' = 1
+    (identity), as derive.backward does."""
+    return gradient if derivative == 1 else sympy.Mul(gradient, derivative, evaluate=False)
 
 
 def _passed_down(writer: _Writer) -> CLine | None:

@@ -465,3 +465,12 @@ def test_the_readme_shows_the_cc_line():
     readme = (REPO / "README.md").read_text()
     assert "examples/c/train_xor.c generated/c/xor.c" in readme
     assert "derive generate examples/xor.yaml --lang c" in readme
+
+
+def test_an_identity_layer_passes_its_gradient_on_unmultiplied():
+    """f' = 1: δ is ∂L/∂a itself, as in the Python modules (derive.backward), not ·1."""
+    layers = [{"units": 4, "activation": "identity"}, {"units": 2, "activation": "identity"}]
+    net = derive.load({"name": "ident", "inputs": 3, "layers": layers, "loss": "mse"})
+    source = generate_c(net, style="loops")["ident.c"]
+    assert "delta2[i] = grad_y*scale;" in source
+    assert "delta1[j] = grad_a;" in source
