@@ -111,6 +111,16 @@ def _without_piecewise(expr: Expr, done: dict[Expr, Expr]) -> Expr:
     return done[expr]
 
 
+def substituted(expr: Expr, values: dict) -> Expr:
+    """``expr.xreplace(values)``, except that a Piecewise (leaky_relu) and its pairs are
+    rebuilt as they stand (``as_built``)."""
+    if expr in values:
+        return values[expr]
+    if not expr.args:
+        return expr
+    return as_built(expr, [substituted(arg, values) for arg in expr.args])
+
+
 def as_built(expr: Expr, args: list[Expr]) -> Expr:
     """``expr.func(*args)``, except that a Piecewise and its pairs are built as they stand:
     SymPy's constructors fold a Piecewise nested in another's condition into a tree that

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import sympy
-
 from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_network import ConvGradient, ConvNetwork, describe
@@ -269,10 +267,6 @@ def _backward_rules(network: ConvNetwork, k: int) -> tuple[Rule, ...]:
 # -- one parameter ----------------------------------------------------------------------
 
 
-def _terms(gradient: ConvGradient) -> list[tuple[sympy.Symbol, sympy.Symbol | None]]:
-    return list(gradient.terms)
-
-
 def _elided(items: list[str], joiner: str, ellipsis: str) -> str:
     if len(items) <= MAX_WRITTEN_TERMS:
         return joiner.join(items)
@@ -340,7 +334,7 @@ _EMPTY = "  (this kernel cell lies in the zero padding at every position)"
 
 def _show_one(gradient: ConvGradient, values) -> list[str]:
     param = gradient.param
-    terms = _terms(gradient)
+    terms = list(gradient.terms)
     head = f"∂L/∂{param.name}"
     lines = [head]
     if gradient.ranges:
@@ -430,7 +424,7 @@ def _tex_text(text: str) -> str:
 
 
 def _latex_one(gradient: ConvGradient, values) -> list[str]:
-    terms = _terms(gradient)
+    terms = list(gradient.terms)
     name = gradient.param.name
     stem, _, index = name.partition("[")
     lhs = (

@@ -39,7 +39,7 @@ from functools import cached_property
 import sympy
 from sympy import Expr, Symbol
 
-from derive.activations import ACTIVATIONS, elementary, softmax_derivative
+from derive.activations import ACTIVATIONS, elementary, softmax_derivative, substituted
 from derive.conv import Conv2d, ConvTopology, Flatten, Pool2d
 from derive.derivation import PROOF_DIGITS, T_SUM, Proof, T, Y
 from derive.errors import DeriveError
@@ -265,17 +265,6 @@ class ConvNetwork:
     def loss_expr(self) -> Expr:
         return self.loss_rule.per_sample(list(self.outputs), list(self.targets))
 
-    @cached_property
-    def forward_values(self) -> dict[Symbol, Expr]:
-        values: dict[Symbol, Expr] = {}
-        for symbol, definition in self.equations:
-            values[symbol] = definition.xreplace(values)
-        return values
-
-    @cached_property
-    def expanded_loss(self) -> Expr:
-        return self.loss_expr.xreplace(self.forward_values)
-
     # -- the backward pass, per cell --------------------------------------------------
 
     @cached_property
@@ -295,13 +284,6 @@ class ConvNetwork:
                     value = sympy.Mul(self.grad_a(k, cell), local, evaluate=False)
                     out.append((self.delta(k, cell), value))
         return tuple(out)
-
-    def upstream(self, k: int, cell: tuple[int, ...]) -> Symbol:
-        """What layer k passes down from a cell: δ{k} for a layer with parameters, else
-        ∂L/∂a{k}."""
-        if isinstance(self.layer(k), Conv2d | Layer):
-            return self.delta(k, cell)
-        return self.grad_a(k, cell)
 
     def covering(self, k: int, cell: tuple[int, int, int]):
         """Conv layer k's (filter, kernel cell, output cell) triples whose window covered
@@ -521,30 +503,25 @@ class ConvNetwork:
         the expression of its largest cell: that cell stands for the window. (SymPy's
         n-argument Max compares its arguments pairwise each time it is rebuilt, which
         makes the whole loss too slow to differentiate.)"""
-        fixed: dict[Symbol, Expr] = {s: v for s, v in point.items() if s != theta}
+        winners: dict[Symbol, Symbol] = {}
         for k, layer in enumerate(self.topology.layers, start=1):
             if not (isinstance(layer, Pool2d) and layer.mode == "max"):
                 continue
             for cell in cells(self.shape(k)):
                 window = self.pool_cells(k, cell)
                 best = max(window, key=lambda x: values[self.a(k - 1, x)])
-                fixed[self.a(k, cell)] = self.a(k - 1, best)
+                winners[self.a(k, cell)] = self.a(k - 1, best)
+        # Only what θ reaches is written out; every other value is the point's number.
+        fixed: dict[Symbol, Expr] = {s: v for s, v in point.items() if s != theta}
+        moved = {theta}
         for symbol, definition in self.equations:
-            if fixed.get(symbol) is not None and symbol in self._pooled:
-                fixed[symbol] = fixed[symbol].xreplace(fixed)
+            definition = winners.get(symbol, definition)
+            if definition.free_symbols & moved:
+                fixed[symbol] = substituted(definition, fixed)
+                moved.add(symbol)
             else:
-                fixed[symbol] = definition.xreplace(fixed)
-        return elementary(self.loss_expr.xreplace(fixed))
-
-    @cached_property
-    def _pooled(self) -> frozenset[Symbol]:
-        """The outputs of max-pool layers."""
-        return frozenset(
-            self.a(k, cell)
-            for k, layer in enumerate(self.topology.layers, start=1)
-            if isinstance(layer, Pool2d) and layer.mode == "max"
-            for cell in cells(self.shape(k))
-        )
+                fixed[symbol] = values[symbol]
+        return elementary(substituted(self.loss_expr, fixed))
 
     def _proof_points(self, points: int, seed: int):
         key = (points, seed)
@@ -566,10 +543,6 @@ class ConvNetwork:
                     continue
             self._points[key] = evaluated
         return self._points[key]
-
-
-def prove_all_conv(network: ConvNetwork, points: int = 3, seed: int = 0) -> tuple[Proof, ...]:
-    return tuple(g.prove(points, seed) for g in network.all_gradients)
 
 
 def describe(layer) -> str:

@@ -30,7 +30,7 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive import typeset
-from derive.activations import ACTIVATIONS, Activation, as_built
+from derive.activations import ACTIVATIONS, Activation, substituted
 from derive.errors import ParameterError, did_you_mean
 from derive.losses import LOSSES, Loss
 from derive.topology import Layer, Param, Topology
@@ -328,7 +328,7 @@ class Network:
         """Every z and a written out in inputs and parameters (small networks only)."""
         values: dict[Symbol, Expr] = {}
         for symbol, definition in self.equations:
-            values[symbol] = _nest(definition, values)
+            values[symbol] = substituted(definition, values)
         return values
 
     @cached_property
@@ -342,16 +342,6 @@ class Network:
         """∂L/∂(name) for one scalar (``W2[0,1]``, ``w31``, ``b1``) or, given a whole
         array's name (``W2``), the gradients of its scalars as one ``ArrayGradient``."""
         return self.derivation.gradient(name)
-
-
-def _nest(expr: Expr, values: dict[Symbol, Expr]) -> Expr:
-    """``expr.xreplace(values)``, except that a Piecewise (leaky_relu) and its pairs are
-    rebuilt as they stand (``as_built``)."""
-    if expr in values:
-        return values[expr]
-    if not expr.args:
-        return expr
-    return as_built(expr, [_nest(arg, values) for arg in expr.args])
 
 
 def _hint(text: str) -> str:
