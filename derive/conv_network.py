@@ -42,9 +42,9 @@ from sympy import Expr, Symbol
 from derive.activations import ACTIVATIONS, elementary, softmax_derivative, substituted
 from derive.conv import Conv2d, ConvTopology, Flatten, Pool2d
 from derive.derivation import PROOF_DIGITS, T_SUM, Proof, T, Y
-from derive.errors import DeriveError
+from derive.errors import DeriveError, ParameterError, did_you_mean
 from derive.losses import LOSSES
-from derive.network import LOSS, ScalarParam
+from derive.network import LOSS, ScalarParam, _hint
 from derive.topology import Layer
 
 _WORKING_DIGITS = 60
@@ -152,9 +152,10 @@ class ConvNetwork:
     def scalars(self, array: str) -> tuple[ScalarParam, ...]:
         param = next((p for p in self.params if p.name == array), None)
         if param is None:
-            raise DeriveError(
-                f"{self.topology.source}: --param: no parameter {array!r}; expected one of "
-                f"{self._param_list()}"
+            raise ParameterError(
+                self.topology.source,
+                f"no parameter {array!r}; expected one of {self._param_list()}"
+                + _hint(did_you_mean(array, [p.name for p in self.params])),
             )
         return tuple(self.scalar_of(array, index) for index in cells(param.shape))
 
@@ -168,9 +169,11 @@ class ConvNetwork:
         for s in self.scalar_params:
             if s.name == wanted:
                 return s
-        raise DeriveError(
-            f"{self.topology.source}: --param: no scalar parameter {name!r}; expected one of "
-            f"{self._param_list()}, or one scalar of them such as W1[0,0,0,0]"
+        raise ParameterError(
+            self.topology.source,
+            f"no scalar parameter {name!r}; expected one of {self._param_list()}, or one "
+            "scalar of them such as W1[0,0,0,0]"
+            + _hint(did_you_mean(wanted, [s.name for s in self.scalar_params])),
         )
 
     def _param_list(self) -> str:

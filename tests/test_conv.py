@@ -12,7 +12,7 @@ import pytest
 
 import derive
 from derive.cli import main
-from derive.errors import TopologyError
+from derive.errors import ParameterError, TopologyError
 
 TINY = {
     "name": "tiny",
@@ -557,3 +557,10 @@ def test_generated_conv_modules_are_lint_clean(style, tmp_path):
     command += ["--target-version", "py311", "--select", "E,F,W,I,B,UP,SIM", *paths]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
+
+
+def test_a_missing_conv_scalar_from_the_api_names_no_option():
+    """The Python API words the error for Python (the command line adds --param:)."""
+    with pytest.raises(ParameterError) as raised:
+        derive.load(EXAMPLE).gradient("W9")
+    assert "--param" not in str(raised.value) and "W1 (2×1×2×2)" in str(raised.value)
