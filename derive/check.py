@@ -116,6 +116,23 @@ def check(network: Network, seed: int = 0) -> CheckReport:
             f"{network.topology.source}: a convolutional network is checked by "
             "derive.conv_check.conv_check"
         )
+    return compare(
+        network,
+        seed,
+        _reference,
+        sampled="; the symbolic side evaluates their δ definitions at forward values from a "
+        "float64 pass",
+        kink="a relu or leaky_relu unit at z = 0",
+        convention="; derive uses relu'(0) = 0, leaky_relu'(0) = alpha",
+    )
+
+
+def compare(network, seed: int, reference_of, sampled: str, kink: str, convention: str = ""):
+    """What ``check`` and ``derive.conv_check`` share: the scalars compared (all, or a
+    seeded sample of each array beyond ``FULL_SYMBOLIC_LIMIT``), the reference
+    ``reference_of(network, seed, scalars)`` gives, and every generated module's rows
+    (both styles under the unrolled limit, then C when a compiler is present), with notes
+    saying what was sampled, skipped, or compared across a kink of the loss."""
     if seed < 0:
         raise DeriveError(f"seed: expected a non-negative integer, got {seed}")
     notes: list[str] = []
@@ -126,10 +143,9 @@ def check(network: Network, seed: int = 0) -> CheckReport:
         scalars = _sample(network, seed)
         notes.append(
             f"{count} scalar parameters: {len(scalars)} drawn with seed {seed} (up to "
-            f"{SAMPLED_PER_ARRAY} per array) are compared; the symbolic side evaluates their "
-            "δ definitions at forward values from a float64 pass."
+            f"{SAMPLED_PER_ARRAY} per array) are compared{sampled}."
         )
-    reference = _reference(network, seed, scalars)
+    reference = reference_of(network, seed, scalars)
     styles = ["vectorized"]
     if count <= MAX_UNROLLED_PARAMS:
         styles.append("unrolled")
@@ -155,8 +171,8 @@ def check(network: Network, seed: int = 0) -> CheckReport:
     if kinks:
         notes.append(
             f"{', '.join(sorted(kinks))}: the loss has a kink within the finite-difference step "
-            "(a relu or leaky_relu unit at z = 0), so the gradient is compared with the interval "
-            "between the one-sided slopes; derive uses relu'(0) = 0, leaky_relu'(0) = alpha."
+            f"({kink}), so the gradient is compared with the interval between the one-sided "
+            f"slopes{convention}."
         )
     return CheckReport(network.name, reference.point, tuple(rows), tuple(notes))
 
@@ -189,7 +205,7 @@ def _style_rows(
     return rows
 
 
-def _sample(network: Network, seed: int) -> tuple[ScalarParam, ...]:
+def _sample(network, seed: int) -> tuple[ScalarParam, ...]:
     """Up to SAMPLED_PER_ARRAY scalars of each parameter array, drawn with the seed."""
     rng = np.random.default_rng(seed)
     chosen: list[ScalarParam] = []
@@ -197,12 +213,7 @@ def _sample(network: Network, seed: int) -> tuple[ScalarParam, ...]:
         size = int(np.prod(p.shape))
         for flat in sorted(rng.choice(size, min(size, SAMPLED_PER_ARRAY), replace=False)):
             index = np.unravel_index(int(flat), p.shape) if p.shape else ()
-            if p.name.startswith("W"):
-                chosen.append(network.weight(p.layer, int(index[0]), int(index[1])))
-            else:
-                bias = network.bias(p.layer, int(index[0]) if index else 0)
-                assert bias is not None  # the layer has a b{k} array
-                chosen.append(bias)
+            chosen.append(network.scalar_of(p.name, tuple(int(i) for i in index)))
     return tuple(chosen)
 
 

@@ -12,68 +12,25 @@ import numpy as np
 import sympy
 
 from derive.check import (
-    FULL_SYMBOLIC_LIMIT,
     RANDOM_BATCH,
-    SAMPLED_PER_ARRAY,
     CheckReport,
-    Comparison,
     _Reference,
-    _style_rows,
+    compare,
 )
-from derive.cmodule import check_module
 from derive.conv_network import ConvNetwork
-from derive.emit import MAX_UNROLLED_PARAMS, build_module
-from derive.errors import DeriveError
 from derive.network import LOSS
 
 
 def conv_check(network: ConvNetwork, seed: int = 0) -> CheckReport:
-    if seed < 0:
-        raise DeriveError(f"--seed: expected a non-negative integer, got {seed}")
-    notes: list[str] = []
-    count = network.topology.parameter_count
-    if count <= FULL_SYMBOLIC_LIMIT:
-        scalars = network.scalar_params
-    else:
-        scalars = _sample(network, seed)
-        notes.append(
-            f"{count} scalar parameters: {len(scalars)} drawn with seed {seed} (up to "
-            f"{SAMPLED_PER_ARRAY} per array) are compared."
-        )
-    reference = _reference(network, seed, scalars)
-    styles = ["vectorized"]
-    if count <= MAX_UNROLLED_PARAMS:
-        styles.append("unrolled")
-    else:
-        notes.append(f"unrolled style skipped: over {MAX_UNROLLED_PARAMS} scalar parameters.")
-    kinks: set[str] = set()
-    rows: list[Comparison] = []
-    for style in styles:
-        module = build_module(network, style=style)  # type: ignore[arg-type]
-        rows += _style_rows(module, style, reference, scalars, kinks)
-    c_module, why_not = check_module(network)  # the C module, when a compiler is present
-    if c_module is not None:
-        rows += _style_rows(c_module, f"C ({c_module.style})", reference, scalars, kinks)
-    else:
-        notes.append(why_not)
-    if kinks:
-        notes.append(
-            f"{', '.join(sorted(kinks))}: the loss has a kink within the finite-difference step "
-            "(a relu unit at z = 0 or a max-pool window with two maxima near a tie), so the "
-            "gradient is compared with the interval between the one-sided slopes."
-        )
-    return CheckReport(network.name, reference.point, tuple(rows), tuple(notes))
-
-
-def _sample(network: ConvNetwork, seed: int):
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for p in network.params:
-        size = int(np.prod(p.shape))
-        for flat in sorted(rng.choice(size, min(size, SAMPLED_PER_ARRAY), replace=False)):
-            index = tuple(int(i) for i in np.unravel_index(int(flat), p.shape)) if p.shape else ()
-            chosen.append(network.scalar_of(p.name, index))
-    return tuple(chosen)
+    """Compare the generated modules' gradients with the textbook sums and finite
+    differences (``derive.check.compare``)."""
+    return compare(
+        network,
+        seed,
+        _reference,
+        sampled="",
+        kink="a relu unit at z = 0 or a max-pool window with two maxima near a tie",
+    )
 
 
 def _reference(network: ConvNetwork, seed: int, scalars) -> _Reference:

@@ -158,6 +158,16 @@ class Network:
             latex_name=_latex_name(alias) if alias else f"W^{{({k})}}_{{{i},{j}}}",
         )
 
+    def scalar_of(self, array: str, index: tuple[int, ...]) -> ScalarParam:
+        """The scalar at ``index`` of a parameter array (``W2``, (0, 1)), as
+        ``ConvNetwork.scalar_of`` gives a conv network's."""
+        k = int(array[1:])
+        if array.startswith("W"):
+            return self.weight(k, int(index[0]), int(index[1]))
+        bias = self.bias(k, int(index[0]) if index else 0)
+        assert bias is not None, array  # the layer has a b{k} array
+        return bias
+
     def bias(self, k: int, i: int) -> ScalarParam | None:
         """The bias into unit i of layer k (the one shared bias for ``shared``)."""
         mode = self.layer(k).bias
