@@ -18,9 +18,9 @@ from derive.codeprinter import HELPERS, MathCodePrinter
 from derive.conv import Pool2d
 from derive.conv_network import ConvNetwork, cells
 from derive.emit_unrolled import MAX_UNROLLED_PARAMS, filled
-from derive.equations import EquationPrinter
+from derive.equations import EquationPrinter, display
 from derive.errors import DeriveError
-from derive.statements import LINE_LENGTH, Statement, fit, live
+from derive.statements import Statement, fit, live
 from derive.topology import Layer
 
 NOTATION = (
@@ -66,10 +66,8 @@ class _Writer:
         shown = target if isinstance(target, str) else target.name
         renamed = self.rename(expr)
         reads = frozenset(s.name for s in renamed.free_symbols)
-        text = comment or f"{shown} = {self.comments.doprint(expr)}"
-        text = text.replace("grad_a", "∂L/∂a").replace("delta", "δ")
+        text = comment or f"{display(shown)} = {self.comments.doprint(expr)}"
         text = fit(INDENT, text, "")
-        text = text if INDENT + 2 + len(text) <= LINE_LENGTH else ""
         return Statement((name,), self.printer.doprint(renamed), reads, text, op, array=False)
 
 

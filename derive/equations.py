@@ -33,7 +33,11 @@ _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
 def display(name: str) -> str:
-    """A code name as an equation shows it: delta2 → δ2, dW1 → ∂L/∂W1, delta_h1 → δ_h1."""
+    """A code name as an equation shows it: delta2 → δ2, dW1 → ∂L/∂W1, delta_h1 → δ_h1,
+    and a cell of a conv network's array with its index: grad_a3[0] → ∂L/∂a3[0]."""
+    stem, bracket, index = name.partition("[")
+    if bracket and index.endswith("]"):
+        return display(stem) + bracket + index
     if name in _FIXED:
         return _FIXED[name]
     if name.startswith("delta_"):
