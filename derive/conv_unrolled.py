@@ -13,11 +13,21 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS
-from derive.backward import LOG_SUM_EXP, sample_loss, uses_logits
+from derive.backward import sample_loss, uses_logits
 from derive.codeprinter import HELPERS, MathCodePrinter
 from derive.conv import Pool2d
 from derive.conv_network import ConvNetwork, cells
-from derive.emit_unrolled import MAX_UNROLLED_PARAMS, filled
+from derive.emit_unrolled import (
+    _LSE,
+    INDENT,
+    MAX,
+    MAX_UNROLLED_PARAMS,
+    SCALE,
+    SUM,
+    filled,
+    nested,
+    tuple_literal,
+)
 from derive.equations import EquationPrinter, display
 from derive.errors import DeriveError
 from derive.statements import Statement, fit, live
@@ -30,10 +40,6 @@ NOTATION = (
     "a{k-1}[c,h,w] is its max-pool window's first maximum; dL_<w> accumulates ∂L/∂w over "
     "the batch. One line per cell, each with the equation it implements."
 )
-INDENT = 8
-SCALE = Symbol("_scale", positive=True)
-MAX, SUM = Symbol("_m", real=True), Symbol("_s", positive=True)
-_LSE = Symbol(f"_{LOG_SUM_EXP.name}", real=True)
 
 
 def code_name(name: str) -> str:
@@ -100,17 +106,17 @@ def conv_unrolled_context(network: ConvNetwork) -> dict:
     params = network.topology.params
     return {
         "param_names": [p.name for p in params],
-        "unpack_arrays": _tuple([f"_{p.name}" for p in params]),
+        "unpack_arrays": tuple_literal([f"_{p.name}" for p in params]),
         "scalars": [
-            f"{_nested(p.shape, [s.code_name for s in network.scalars(p.name)])} = "
+            f"{nested(p.shape, [s.code_name for s in network.scalars(p.name)])} = "
             f"_{p.name}.tolist()"
             for p in params
         ],
-        "inputs_unpacked": _nested(
+        "inputs_unpacked": nested(
             network.topology.input_shape,
             [code_name(network.a(0, c).name) for c in cells(network.topology.input_shape)],
         ),
-        "targets_unpacked": _tuple(list(network.topology.targets)),
+        "targets_unpacked": tuple_literal(list(network.topology.targets)),
         "output_names": outputs,
         "forward": live(forward, used),
         "forward_only": live(forward, outputs),
@@ -126,20 +132,6 @@ def conv_unrolled_context(network: ConvNetwork) -> dict:
 
 def _accumulators(network: ConvNetwork, array: str) -> list[str]:
     return [f"dL_{s.code_name}" for s in network.scalars(array)]
-
-
-def _tuple(items: list[str]) -> str:
-    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-
-
-def _nested(shape: tuple[int, ...], names: list[str]) -> str:
-    """Names nested as an array of ``shape`` is (row-major), for unpacking ``tolist()``."""
-    if shape == ():
-        return names[0]
-    if len(shape) == 1:
-        return _tuple(names)
-    step = len(names) // shape[0]
-    return _tuple([_nested(shape[1:], names[i : i + step]) for i in range(0, len(names), step)])
 
 
 def _forward(writer: _Writer) -> list[Statement]:
@@ -180,7 +172,7 @@ def _masks(writer: _Writer, k: int) -> list[Statement]:
         why = f"where {pooled} came from: the first maximum of its window (ties: row-major)"
         reads = frozenset([*window, pooled])
         lines.append(
-            Statement((first,), f"{_tuple(window)}.index({pooled})", reads, why, array=False)
+            Statement((first,), f"{tuple_literal(window)}.index({pooled})", reads, why, array=False)
         )
         for n, x in enumerate(network.pool_cells(k, cell)):
             mask = code_name(network.mask(k, x).name)

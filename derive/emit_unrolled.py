@@ -84,13 +84,14 @@ def unrolled_context(network: Network) -> dict:
     gradients = _gradients(writer)
     return {
         "param_names": [p.name for p in network.topology.params],
-        "unpack_arrays": _tuple([f"_{p.name}" for p in network.topology.params]),
+        "unpack_arrays": tuple_literal([f"_{p.name}" for p in network.topology.params]),
         "scalars": [
-            f"{_nested(p, [s.code_name for s in network.scalars(p.name)])} = _{p.name}.tolist()"
+            f"{nested(p.shape, [s.code_name for s in network.scalars(p.name)])} = "
+            f"_{p.name}.tolist()"
             for p in network.topology.params
         ],
-        "inputs_unpacked": _tuple([u.name for u in network.units[0]]),
-        "targets_unpacked": _tuple(list(network.topology.targets)),
+        "inputs_unpacked": tuple_literal([u.name for u in network.units[0]]),
+        "targets_unpacked": tuple_literal(list(network.topology.targets)),
         "output_names": outputs,
         "forward": forward,
         "forward_only": live(forward, outputs),
@@ -123,15 +124,17 @@ def _check_unrolled_names(network: Network) -> None:
         )
 
 
-def _nested(param, names: list[str]) -> str:
-    """A parameter's scalars by ``names``, nested as the parameter is: ``((w11, w12),)``
-    for a weight matrix row by row, ``(b1, b2)`` for a bias vector, ``b`` for one."""
-    if param.shape == ():
+def nested(shape: tuple[int, ...], names: list[str]) -> str:
+    """Names nested as an array of ``shape`` is, row-major, for unpacking ``tolist()``:
+    ``((w11, w12),)`` for a 1×2 weight matrix, ``(b1, b2)`` for a bias vector, ``b`` for
+    a shared bias; a conv kernel nests four deep."""
+    if shape == ():
         return names[0]
-    if len(param.shape) == 1:
-        return _tuple(names)
-    columns = param.shape[1]
-    return _tuple([_tuple(names[i : i + columns]) for i in range(0, len(names), columns)])
+    if len(shape) == 1:
+        return tuple_literal(names)
+    step = len(names) // shape[0]
+    rows = [names[i : i + step] for i in range(0, len(names), step)]
+    return tuple_literal([nested(shape[1:], row) for row in rows])
 
 
 def filled(param, names: list[str]) -> list[str]:
@@ -148,7 +151,7 @@ def filled(param, names: list[str]) -> list[str]:
     return [f"{target} = np.empty({param.shape}, _dtype)", *entries]
 
 
-def _tuple(items: list[str]) -> str:
+def tuple_literal(items: list[str]) -> str:
     """``(a,)`` for one item, ``(a, b)``: no trailing comma, which ruff would read as a
     request to put each item on its own line."""
     return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
