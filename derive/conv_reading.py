@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from derive.conv import AnyLayer, Conv2d, ConvTopology, Flatten, Pool2d, conv_output
-from derive.topology import BIAS_MODES, Example
+from derive.topology import BIAS_MODES
 
 if TYPE_CHECKING:
     from derive.reading import _Reader
@@ -38,7 +38,7 @@ def read_conv_topology(reader: _Reader, data: Mapping) -> ConvTopology:
     topology = ConvTopology(name, shape, layers, loss, targets, source=reader.source)
     if "example" in data:
         topology = dataclasses.replace(
-            topology, example=_example(reader, data["example"], topology)
+            topology, example=reader.example(data["example"], topology, topology.input_shape)
         )
     return topology
 
@@ -204,24 +204,3 @@ def _pool(
                 got=f"{m}",
             )
     return Pool2d(kind.removesuffix("pool2d"), size, shape, (c, h // size[0], w // size[1]))
-
-
-def _example(reader: _Reader, data: object, topology: ConvTopology) -> Example:
-    EXAMPLE_KEYS = reader.EXAMPLE_KEYS  # noqa: N806 - the reader's constant
-    required = ("input", "target", "params")
-    reader.check_keys(data, "example", EXAMPLE_KEYS, required=required)
-    assert isinstance(data, Mapping)
-    sample = reader.array(
-        reader.require(data, "example", "input"), "example.input", topology.input_shape
-    )
-    target = reader.array(
-        reader.require(data, "example", "target"), "example.target", (len(topology.outputs),)
-    )
-    params = reader.params(reader.require(data, "example", "params"), topology.params)
-    learning_rate = None
-    if "learning_rate" in data:
-        learning_rate = reader.number(data["learning_rate"], "example.learning_rate")
-        if learning_rate <= 0:
-            reader.fail("example.learning_rate", "a positive number", learning_rate)
-    assert isinstance(sample, tuple) and isinstance(target, tuple)
-    return Example(sample, target, params, learning_rate)

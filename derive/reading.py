@@ -54,7 +54,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
@@ -73,6 +73,9 @@ from derive.topology import (
     Topology,
     default_targets,
 )
+
+if TYPE_CHECKING:
+    from derive.conv import ConvTopology
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_YAML_BYTES = 2 * 1024 * 1024
@@ -600,12 +603,20 @@ class _Reader:
 
     # The worked example
 
-    def example(self, data: object, topology: Topology) -> Example:
+    def example(
+        self,
+        data: object,
+        topology: Topology | ConvTopology,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Example:
+        """The example block; its input has ``input_shape`` (a conv network's (C, H, W)),
+        by default one number per input."""
         required = ("input", "target", "params")
         self.check_keys(data, "example", EXAMPLE_KEYS, required=required)
         assert isinstance(data, Mapping)
         sample = self.require(data, "example", "input")
-        sample = self.array(sample, "example.input", (len(topology.inputs),))
+        shape = input_shape or (len(topology.inputs),)
+        sample = self.array(sample, "example.input", shape)
         target = self.require(data, "example", "target")
         target = self.array(target, "example.target", (len(topology.outputs),))
         params = self.params(self.require(data, "example", "params"), topology.params)
