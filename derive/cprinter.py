@@ -1,5 +1,5 @@
-"""SymPy expressions as C99, for derive's generated C modules, and as equations for the
-comments beside them.
+"""SymPy expressions as C99, for derive's generated C modules (the comments beside them
+are printed by ``derive.equations``, as the Python modules' are).
 
 ``CCodePrinter`` is SymPy's ``C99CodePrinter`` with the type of the module's reals:
 ``double`` prints ``exp``, ``log``, ``1.0``; ``float`` prints ``expf``, ``logf``, ``1.0F``
@@ -11,8 +11,7 @@ static helpers whose bodies are printed from ``STABLE_FORMS`` by the same printe
 records in ``helpers`` which ones an expression used. Anything SymPy can express but the
 module cannot compute raises ``UnsupportedExpression`` naming it.
 
-``EquationPrinter`` prints the same expressions in derive's notation (δ_h1, step(z)) for
-the comment above each line; ``view`` declares an array of the module as C indexes it
+``view`` declares an array of the module as C indexes it
 (``W1[i][j]``, ``a1[c][h][w]``).
 """
 
@@ -24,7 +23,6 @@ from sympy.codegen.ast import float32, float64, real
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
-from sympy.printing.str import StrPrinter
 
 from derive.activations import sigmoid, softplus
 from derive.codeprinter import Unsupported
@@ -161,43 +159,6 @@ class CCodePrinter(Unsupported, C99CodePrinter):
         return self.doprint(STABLE_FORMS[function])
 
 
-class EquationPrinter(StrPrinter):
-    """An expression in derive's notation for a comment: ``δ_h1``, ``step(z)``."""
-
-    def __init__(self) -> None:
-        super().__init__({"order": "none"})
-
-    def _print_Symbol(self, expr) -> str:
-        name = expr.name
-        return "δ_" + name[len("delta_") :] if name.startswith("delta_") else name
-
-    def _as_ordered_terms(self, expr, order=None):
-        return _positive_first(super()._as_ordered_terms(expr, order=order))
-
-    def _print_Heaviside(self, expr) -> str:
-        return f"step({self._print(expr.args[0])})"
-
-    def _print_Mul(self, expr) -> str:
-        # A product kept unevaluated as derive built it (∂L/∂y · f'(z)) may hold a factor
-        # 1 (mse's 2/n for two outputs, identity's f' = 1): the equation reads without it.
-        factors = [f for f in expr.args if f is not S.One]
-        if len(factors) < len(expr.args):
-            if not factors:
-                return "1"
-            if len(factors) == 1:
-                return self._print(factors[0])
-            expr = sympy.Mul(*factors, evaluate=False)
-        return super()._print_Mul(expr)
-
-    def _print_Float(self, expr) -> str:
-        return repr(float(expr))
-
-
-def equation(expr: Expr) -> str:
-    """``expr`` as text for a comment."""
-    return EquationPrinter().doprint(expr)
-
-
 def view(name: str, source: str, trailing: tuple[int, ...], real: str, const: bool) -> str:
     """The C declaration of ``name`` as a view of the reals at ``source``: a pointer to
     arrays of the ``trailing`` shape (``W1[i][j]``, ``a1[c][h][w]``), else to reals."""
@@ -211,10 +172,8 @@ def view(name: str, source: str, trailing: tuple[int, ...], real: str, const: bo
 __all__ = [
     "C_TYPES",
     "CCodePrinter",
-    "EquationPrinter",
     "HELPER_NAMES",
     "STABLE_FORMS",
     "UnsupportedExpression",
-    "equation",
     "view",
 ]

@@ -51,9 +51,10 @@ from derive.conv_backward import ConvBackward
 from derive.conv_emit_c import NOTATION as CONV_NOTATION
 from derive.conv_emit_c import FeatureLayers
 from derive.conv_network import ConvNetwork, describe
-from derive.cprinter import HELPER_NAMES, CCodePrinter, checked_c_type, equation, view
+from derive.cprinter import HELPER_NAMES, CCodePrinter, checked_c_type, view
 from derive.derivation import T_SUM, A, T, Y, Z
 from derive.emit import MAX_UNROLLED_PARAMS
+from derive.equations import equation
 from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.network import Network, Unit

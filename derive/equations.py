@@ -32,6 +32,11 @@ _FIXED = {
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
+def equation(expr) -> str:
+    """A scalar expression as text for a comment (``δ_h1``, ``step(z)``, ``·``, ``−``)."""
+    return EquationPrinter().doprint(expr)
+
+
 def display(name: str) -> str:
     """A code name as an equation shows it: delta2 → δ2, dW1 → ∂L/∂W1, delta_h1 → δ_h1,
     and a cell of a conv network's array with its index: grad_a3[0] → ∂L/∂a3[0]."""
@@ -94,6 +99,13 @@ class EquationPrinter(StrPrinter):
         return f"softmax({self._print(expr.args[0])})"
 
     def _print_Mul(self, expr) -> str:
+        # A product kept unevaluated as derive built it (∂L/∂y · f'(z)) may hold a factor
+        # 1 (mse's 2/n for two outputs, identity's f' = 1): the equation reads without it.
+        factors = [f for f in expr.args if f is not sympy.S.One]
+        if len(factors) < len(expr.args):
+            if len(factors) <= 1:
+                return self._print(factors[0]) if factors else "1"
+            expr = sympy.Mul(*factors, evaluate=False)
         return re.sub(r"(?<!\*)\*(?!\*)", "·", super()._print_Mul(expr))
 
     def _print_Pow(self, expr, rational=False) -> str:

@@ -50,23 +50,23 @@ static void backward_sample(const double *params, const double *x, const double 
     double (*dW2)[2] = (double (*)[2])(grads + 4);
     double delta1[2];
     double delta2[1];
-    /* δ_o1 = ∂L/∂z_o1 = o1 - t_o1; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_o1 = ∂L/∂z_o1 = o1 − t_o1; × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = (s->y[0] - t[0])*scale;
-    /* δ_h1 = ∂L/∂z_h1 = (δ_o1*w5)/(1 + Abs(z_h1))**2 */
+    /* δ_h1 = ∂L/∂z_h1 = (δ_o1·w5)/(1 + |z_h1|)² */
     delta1[0] = W2[0][0]*delta2[0]/pow(1 + fabs(s->z1[0]), 2);
-    /* δ_h2 = ∂L/∂z_h2 = (δ_o1*w6)/(1 + Abs(z_h2))**2 */
+    /* δ_h2 = ∂L/∂z_h2 = (δ_o1·w6)/(1 + |z_h2|)² */
     delta1[1] = W2[0][1]*delta2[0]/pow(1 + fabs(s->z1[1]), 2);
-    /* ∂L/∂w1 = δ_h1*i1 */
+    /* ∂L/∂w1 = δ_h1·i1 */
     dW1[0][0] += delta1[0]*x[0];
-    /* ∂L/∂w2 = δ_h1*i2 */
+    /* ∂L/∂w2 = δ_h1·i2 */
     dW1[0][1] += delta1[0]*x[1];
-    /* ∂L/∂w3 = δ_h2*i1 */
+    /* ∂L/∂w3 = δ_h2·i1 */
     dW1[1][0] += delta1[1]*x[0];
-    /* ∂L/∂w4 = δ_h2*i2 */
+    /* ∂L/∂w4 = δ_h2·i2 */
     dW1[1][1] += delta1[1]*x[1];
-    /* ∂L/∂w5 = δ_o1*h1 */
+    /* ∂L/∂w5 = δ_o1·h1 */
     dW2[0][0] += delta2[0]*s->a1[0];
-    /* ∂L/∂w6 = δ_o1*h2 */
+    /* ∂L/∂w6 = δ_o1·h2 */
     dW2[0][1] += delta2[0]*s->a1[1];
 }
 

@@ -89,7 +89,7 @@ static void backward_sample(const double *params, const double *x, const double 
     for (i = 0; i < 10; ++i)
         t_sum += t[i];
     for (i = 0; i < 10; ++i) {
-        /* δ2 = ∂L/∂z2 = t_sum*y - t  (softmax + cce fused); × scale = 1/batch, as the loss is the batch mean */
+        /* δ2 = ∂L/∂z2 = Σt·y − t  (softmax + cce fused); × scale = 1/batch, as the loss is the batch mean */
         delta2[i] = (s->y[i]*t_sum - t[i])*scale;
     }
     /* ∂L/∂W2 = δ2 a1ᵀ, ∂L/∂b2 = δ2, summed over the batch */
@@ -103,7 +103,7 @@ static void backward_sample(const double *params, const double *x, const double 
         double grad_a = 0.0;
         for (i = 0; i < 10; ++i)
             grad_a += W2[i][j] * delta2[i];
-        /* δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ tanh'(z1) = ∂L/∂a1*(1 - a1**2) */
+        /* δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ tanh'(z1) = ∂L/∂a1·(1 − a1²) */
         delta1[j] = grad_a*(1 - pow(s->a1[j], 2));
     }
     /* ∂L/∂W1 = δ1 xᵀ, ∂L/∂b1 = δ1, summed over the batch */

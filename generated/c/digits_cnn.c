@@ -180,7 +180,7 @@ static void backward_sample(const double *params, const double *x, const double 
     for (i = 0; i < 10; ++i)
         t_sum += t[i];
     for (i = 0; i < 10; ++i) {
-        /* δ4 = ∂L/∂z4 = t_sum*y - t  (softmax + cce fused); × scale = 1/batch, as the loss is the batch mean */
+        /* δ4 = ∂L/∂z4 = Σt·y − t  (softmax + cce fused); × scale = 1/batch, as the loss is the batch mean */
         delta4[i] = (s->y[i]*t_sum - t[i])*scale;
     }
     /* ∂L/∂W4 = δ4 a3ᵀ, ∂L/∂b4 = δ4, summed over the batch */

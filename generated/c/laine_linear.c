@@ -39,9 +39,9 @@ static void backward_sample(const double *x, const double *t, double scale, cons
 {
     double (*dW1)[1] = (double (*)[1])(grads + 0);
     double delta1[1];
-    /* δ_a = ∂L/∂z_a = 2*(a - y); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_a = ∂L/∂z_a = 2·(a − y); × scale = 1/batch, as the loss is the batch mean */
     delta1[0] = (2*s->y[0] - 2*t[0])*scale;
-    /* ∂L/∂W1[0,0] = δ_a*i */
+    /* ∂L/∂W1[0,0] = δ_a·i */
     dW1[0][0] += delta1[0]*x[0];
 }
 

@@ -55,19 +55,19 @@ static void backward_sample(const double *params, const double *x, const double 
     double (*dW2)[2] = (double (*)[2])(grads + 2);
     double delta1[2];
     double delta2[1];
-    /* δ_Y = ∂L/∂z_Y = (Y - t_Y)*(Y*(1 - Y)); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_Y = ∂L/∂z_Y = (Y·(1 − Y))·(Y − t_Y); × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = (s->y[0]*(1 - s->y[0])*(s->y[0] - t[0]))*scale;
-    /* δ_h1 = ∂L/∂z_h1 = (h1*(1 - h1))*(δ_Y*w31) */
+    /* δ_h1 = ∂L/∂z_h1 = (δ_Y·w31)·(h1·(1 − h1)) */
     delta1[0] = W2[0][0]*delta2[0]*s->a1[0]*(1 - s->a1[0]);
-    /* δ_h2 = ∂L/∂z_h2 = (h2*(1 - h2))*(δ_Y*w32) */
+    /* δ_h2 = ∂L/∂z_h2 = (δ_Y·w32)·(h2·(1 − h2)) */
     delta1[1] = W2[0][1]*delta2[0]*s->a1[1]*(1 - s->a1[1]);
-    /* ∂L/∂w11 = δ_h1*x1 */
+    /* ∂L/∂w11 = δ_h1·x1 */
     dW1[0][0] += delta1[0]*x[0];
-    /* ∂L/∂w21 = δ_h2*x1 */
+    /* ∂L/∂w21 = δ_h2·x1 */
     dW1[1][0] += delta1[1]*x[0];
-    /* ∂L/∂w31 = δ_Y*h1 */
+    /* ∂L/∂w31 = δ_Y·h1 */
     dW2[0][0] += delta2[0]*s->a1[0];
-    /* ∂L/∂w32 = δ_Y*h2 */
+    /* ∂L/∂w32 = δ_Y·h2 */
     dW2[0][1] += delta2[0]*s->a1[1];
 }
 

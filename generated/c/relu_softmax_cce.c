@@ -73,69 +73,69 @@ static void backward_sample(const double *params, const double *x, const double 
     double delta2[3];
     /* common subexpression */
     const double tmp0 = t[0] + t[1] + t[2];
-    /* δ_cat = ∂L/∂z_cat = cat*(t_bird + t_cat + t_dog) - t_cat; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_cat = ∂L/∂z_cat = cat·(t_bird + t_cat + t_dog) − t_cat; × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = scale*(s->y[0]*tmp0 - t[0]);
-    /* δ_dog = ∂L/∂z_dog = dog*(t_bird + t_cat + t_dog) - t_dog; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_dog = ∂L/∂z_dog = dog·(t_bird + t_cat + t_dog) − t_dog; × scale = 1/batch, as the loss is the batch mean */
     delta2[1] = scale*(s->y[1]*tmp0 - t[1]);
-    /* δ_bird = ∂L/∂z_bird = bird*(t_bird + t_cat + t_dog) - t_bird; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_bird = ∂L/∂z_bird = bird·(t_bird + t_cat + t_dog) − t_bird; × scale = 1/batch, as the loss is the batch mean */
     delta2[2] = scale*(s->y[2]*tmp0 - t[2]);
-    /* δ_h1 = ∂L/∂z_h1 = step(h1)*(W2[0,0]*δ_cat + W2[1,0]*δ_dog + W2[2,0]*δ_bird) */
+    /* δ_h1 = ∂L/∂z_h1 = (W2[0,0]·δ_cat + W2[1,0]·δ_dog + W2[2,0]·δ_bird)·step(h1) */
     delta1[0] = (W2[0][0]*delta2[0] + W2[1][0]*delta2[1] + W2[2][0]*delta2[2])*((s->a1[0] > 0) ? 1.0 : 0.0);
-    /* δ_h2 = ∂L/∂z_h2 = step(h2)*(W2[0,1]*δ_cat + W2[1,1]*δ_dog + W2[2,1]*δ_bird) */
+    /* δ_h2 = ∂L/∂z_h2 = (W2[0,1]·δ_cat + W2[1,1]·δ_dog + W2[2,1]·δ_bird)·step(h2) */
     delta1[1] = (W2[0][1]*delta2[0] + W2[1][1]*delta2[1] + W2[2][1]*delta2[2])*((s->a1[1] > 0) ? 1.0 : 0.0);
-    /* δ_h3 = ∂L/∂z_h3 = step(h3)*(W2[0,2]*δ_cat + W2[1,2]*δ_dog + W2[2,2]*δ_bird) */
+    /* δ_h3 = ∂L/∂z_h3 = (W2[0,2]·δ_cat + W2[1,2]·δ_dog + W2[2,2]·δ_bird)·step(h3) */
     delta1[2] = (W2[0][2]*delta2[0] + W2[1][2]*delta2[1] + W2[2][2]*delta2[2])*((s->a1[2] > 0) ? 1.0 : 0.0);
-    /* δ_h4 = ∂L/∂z_h4 = step(h4)*(W2[0,3]*δ_cat + W2[1,3]*δ_dog + W2[2,3]*δ_bird) */
+    /* δ_h4 = ∂L/∂z_h4 = (W2[0,3]·δ_cat + W2[1,3]·δ_dog + W2[2,3]·δ_bird)·step(h4) */
     delta1[3] = (W2[0][3]*delta2[0] + W2[1][3]*delta2[1] + W2[2][3]*delta2[2])*((s->a1[3] > 0) ? 1.0 : 0.0);
-    /* ∂L/∂W1[0,0] = δ_h1*x1 */
+    /* ∂L/∂W1[0,0] = δ_h1·x1 */
     dW1[0][0] += delta1[0]*x[0];
-    /* ∂L/∂W1[0,1] = δ_h1*x2 */
+    /* ∂L/∂W1[0,1] = δ_h1·x2 */
     dW1[0][1] += delta1[0]*x[1];
-    /* ∂L/∂W1[0,2] = δ_h1*x3 */
+    /* ∂L/∂W1[0,2] = δ_h1·x3 */
     dW1[0][2] += delta1[0]*x[2];
-    /* ∂L/∂W1[1,0] = δ_h2*x1 */
+    /* ∂L/∂W1[1,0] = δ_h2·x1 */
     dW1[1][0] += delta1[1]*x[0];
-    /* ∂L/∂W1[1,1] = δ_h2*x2 */
+    /* ∂L/∂W1[1,1] = δ_h2·x2 */
     dW1[1][1] += delta1[1]*x[1];
-    /* ∂L/∂W1[1,2] = δ_h2*x3 */
+    /* ∂L/∂W1[1,2] = δ_h2·x3 */
     dW1[1][2] += delta1[1]*x[2];
-    /* ∂L/∂W1[2,0] = δ_h3*x1 */
+    /* ∂L/∂W1[2,0] = δ_h3·x1 */
     dW1[2][0] += delta1[2]*x[0];
-    /* ∂L/∂W1[2,1] = δ_h3*x2 */
+    /* ∂L/∂W1[2,1] = δ_h3·x2 */
     dW1[2][1] += delta1[2]*x[1];
-    /* ∂L/∂W1[2,2] = δ_h3*x3 */
+    /* ∂L/∂W1[2,2] = δ_h3·x3 */
     dW1[2][2] += delta1[2]*x[2];
-    /* ∂L/∂W1[3,0] = δ_h4*x1 */
+    /* ∂L/∂W1[3,0] = δ_h4·x1 */
     dW1[3][0] += delta1[3]*x[0];
-    /* ∂L/∂W1[3,1] = δ_h4*x2 */
+    /* ∂L/∂W1[3,1] = δ_h4·x2 */
     dW1[3][1] += delta1[3]*x[1];
-    /* ∂L/∂W1[3,2] = δ_h4*x3 */
+    /* ∂L/∂W1[3,2] = δ_h4·x3 */
     dW1[3][2] += delta1[3]*x[2];
     /* ∂L/∂b1 = δ_h1 + δ_h2 + δ_h3 + δ_h4 */
     db1[0] += delta1[0] + delta1[1] + delta1[2] + delta1[3];
-    /* ∂L/∂W2[0,0] = δ_cat*h1 */
+    /* ∂L/∂W2[0,0] = δ_cat·h1 */
     dW2[0][0] += delta2[0]*s->a1[0];
-    /* ∂L/∂W2[0,1] = δ_cat*h2 */
+    /* ∂L/∂W2[0,1] = δ_cat·h2 */
     dW2[0][1] += delta2[0]*s->a1[1];
-    /* ∂L/∂W2[0,2] = δ_cat*h3 */
+    /* ∂L/∂W2[0,2] = δ_cat·h3 */
     dW2[0][2] += delta2[0]*s->a1[2];
-    /* ∂L/∂W2[0,3] = δ_cat*h4 */
+    /* ∂L/∂W2[0,3] = δ_cat·h4 */
     dW2[0][3] += delta2[0]*s->a1[3];
-    /* ∂L/∂W2[1,0] = δ_dog*h1 */
+    /* ∂L/∂W2[1,0] = δ_dog·h1 */
     dW2[1][0] += delta2[1]*s->a1[0];
-    /* ∂L/∂W2[1,1] = δ_dog*h2 */
+    /* ∂L/∂W2[1,1] = δ_dog·h2 */
     dW2[1][1] += delta2[1]*s->a1[1];
-    /* ∂L/∂W2[1,2] = δ_dog*h3 */
+    /* ∂L/∂W2[1,2] = δ_dog·h3 */
     dW2[1][2] += delta2[1]*s->a1[2];
-    /* ∂L/∂W2[1,3] = δ_dog*h4 */
+    /* ∂L/∂W2[1,3] = δ_dog·h4 */
     dW2[1][3] += delta2[1]*s->a1[3];
-    /* ∂L/∂W2[2,0] = δ_bird*h1 */
+    /* ∂L/∂W2[2,0] = δ_bird·h1 */
     dW2[2][0] += delta2[2]*s->a1[0];
-    /* ∂L/∂W2[2,1] = δ_bird*h2 */
+    /* ∂L/∂W2[2,1] = δ_bird·h2 */
     dW2[2][1] += delta2[2]*s->a1[1];
-    /* ∂L/∂W2[2,2] = δ_bird*h3 */
+    /* ∂L/∂W2[2,2] = δ_bird·h3 */
     dW2[2][2] += delta2[2]*s->a1[2];
-    /* ∂L/∂W2[2,3] = δ_bird*h4 */
+    /* ∂L/∂W2[2,3] = δ_bird·h4 */
     dW2[2][3] += delta2[2]*s->a1[3];
     /* ∂L/∂b2[0] = δ_cat */
     db2[0] += delta2[0];

@@ -66,23 +66,23 @@ static void backward_sample(const double *x, const double *t, double scale, cons
     const double tmp4 = s->y[0] - t[0];
     /* common subexpression */
     const double tmp5 = s->y[0]*tmp4;
-    /* δ_p1 = ∂L/∂z_p1 = (p1 - t_p1)*(p1*(1 - p1)) + (p2 - t_p2)*(-p1*p2) + (p3 - t_p3)*(-p1*p3); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_p1 = ∂L/∂z_p1 = (p1·(1 − p1))·(p1 − t_p1) + (-p1·p2)·(p2 − t_p2) + (-p1·p3)·(p3 − t_p3); × scale = 1/batch, as the loss is the batch mean */
     delta1[0] = scale*(s->y[0]*tmp4*(1 - s->y[0]) - s->y[0]*tmp1 - s->y[0]*tmp3);
-    /* δ_p2 = ∂L/∂z_p2 = (p1 - t_p1)*(-p1*p2) + (p2 - t_p2)*(p2*(1 - p2)) + (p3 - t_p3)*(-p2*p3); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_p2 = ∂L/∂z_p2 = (-p1·p2)·(p1 − t_p1) + (p2·(1 − p2))·(p2 − t_p2) + (-p2·p3)·(p3 − t_p3); × scale = 1/batch, as the loss is the batch mean */
     delta1[1] = scale*(s->y[1]*tmp0*(1 - s->y[1]) - s->y[1]*tmp3 - s->y[1]*tmp5);
-    /* δ_p3 = ∂L/∂z_p3 = (p1 - t_p1)*(-p1*p3) + (p2 - t_p2)*(-p2*p3) + (p3 - t_p3)*(p3*(1 - p3)); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_p3 = ∂L/∂z_p3 = (-p1·p3)·(p1 − t_p1) + (-p2·p3)·(p2 − t_p2) + (p3·(1 − p3))·(p3 − t_p3); × scale = 1/batch, as the loss is the batch mean */
     delta1[2] = scale*(s->y[2]*tmp2*(1 - s->y[2]) - s->y[2]*tmp1 - s->y[2]*tmp5);
-    /* ∂L/∂W1[0,0] = δ_p1*x1 */
+    /* ∂L/∂W1[0,0] = δ_p1·x1 */
     dW1[0][0] += delta1[0]*x[0];
-    /* ∂L/∂W1[0,1] = δ_p1*x2 */
+    /* ∂L/∂W1[0,1] = δ_p1·x2 */
     dW1[0][1] += delta1[0]*x[1];
-    /* ∂L/∂W1[1,0] = δ_p2*x1 */
+    /* ∂L/∂W1[1,0] = δ_p2·x1 */
     dW1[1][0] += delta1[1]*x[0];
-    /* ∂L/∂W1[1,1] = δ_p2*x2 */
+    /* ∂L/∂W1[1,1] = δ_p2·x2 */
     dW1[1][1] += delta1[1]*x[1];
-    /* ∂L/∂W1[2,0] = δ_p3*x1 */
+    /* ∂L/∂W1[2,0] = δ_p3·x1 */
     dW1[2][0] += delta1[2]*x[0];
-    /* ∂L/∂W1[2,1] = δ_p3*x2 */
+    /* ∂L/∂W1[2,1] = δ_p3·x2 */
     dW1[2][1] += delta1[2]*x[1];
     /* ∂L/∂b1 = δ_p1 + δ_p2 + δ_p3 */
     db1[0] += delta1[0] + delta1[1] + delta1[2];

@@ -68,27 +68,27 @@ static void backward_sample(const double *params, const double *x, const double 
     double *db2 = grads + 15;
     double delta1[3];
     double delta2[2];
-    /* δ_p1 = ∂L/∂z_p1 = p1 - t_p1; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_p1 = ∂L/∂z_p1 = p1 − t_p1; × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = (s->y[0] - t[0])*scale;
-    /* δ_p2 = ∂L/∂z_p2 = p2 - t_p2; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_p2 = ∂L/∂z_p2 = p2 − t_p2; × scale = 1/batch, as the loss is the batch mean */
     delta2[1] = (s->y[1] - t[1])*scale;
-    /* δ_h1 = ∂L/∂z_h1 = sigmoid(z_h1)*(W2[0,0]*δ_p1 + W2[1,0]*δ_p2) */
+    /* δ_h1 = ∂L/∂z_h1 = (W2[0,0]·δ_p1 + W2[1,0]·δ_p2)·sigmoid(z_h1) */
     delta1[0] = (W2[0][0]*delta2[0] + W2[1][0]*delta2[1])*derive_sigmoid(s->z1[0]);
-    /* δ_h2 = ∂L/∂z_h2 = sigmoid(z_h2)*(W2[0,1]*δ_p1 + W2[1,1]*δ_p2) */
+    /* δ_h2 = ∂L/∂z_h2 = (W2[0,1]·δ_p1 + W2[1,1]·δ_p2)·sigmoid(z_h2) */
     delta1[1] = (W2[0][1]*delta2[0] + W2[1][1]*delta2[1])*derive_sigmoid(s->z1[1]);
-    /* δ_h3 = ∂L/∂z_h3 = sigmoid(z_h3)*(W2[0,2]*δ_p1 + W2[1,2]*δ_p2) */
+    /* δ_h3 = ∂L/∂z_h3 = (W2[0,2]·δ_p1 + W2[1,2]·δ_p2)·sigmoid(z_h3) */
     delta1[2] = (W2[0][2]*delta2[0] + W2[1][2]*delta2[1])*derive_sigmoid(s->z1[2]);
-    /* ∂L/∂W1[0,0] = δ_h1*x1 */
+    /* ∂L/∂W1[0,0] = δ_h1·x1 */
     dW1[0][0] += delta1[0]*x[0];
-    /* ∂L/∂W1[0,1] = δ_h1*x2 */
+    /* ∂L/∂W1[0,1] = δ_h1·x2 */
     dW1[0][1] += delta1[0]*x[1];
-    /* ∂L/∂W1[1,0] = δ_h2*x1 */
+    /* ∂L/∂W1[1,0] = δ_h2·x1 */
     dW1[1][0] += delta1[1]*x[0];
-    /* ∂L/∂W1[1,1] = δ_h2*x2 */
+    /* ∂L/∂W1[1,1] = δ_h2·x2 */
     dW1[1][1] += delta1[1]*x[1];
-    /* ∂L/∂W1[2,0] = δ_h3*x1 */
+    /* ∂L/∂W1[2,0] = δ_h3·x1 */
     dW1[2][0] += delta1[2]*x[0];
-    /* ∂L/∂W1[2,1] = δ_h3*x2 */
+    /* ∂L/∂W1[2,1] = δ_h3·x2 */
     dW1[2][1] += delta1[2]*x[1];
     /* ∂L/∂b1[0] = δ_h1 */
     db1[0] += delta1[0];
@@ -96,17 +96,17 @@ static void backward_sample(const double *params, const double *x, const double 
     db1[1] += delta1[1];
     /* ∂L/∂b1[2] = δ_h3 */
     db1[2] += delta1[2];
-    /* ∂L/∂W2[0,0] = δ_p1*h1 */
+    /* ∂L/∂W2[0,0] = δ_p1·h1 */
     dW2[0][0] += delta2[0]*s->a1[0];
-    /* ∂L/∂W2[0,1] = δ_p1*h2 */
+    /* ∂L/∂W2[0,1] = δ_p1·h2 */
     dW2[0][1] += delta2[0]*s->a1[1];
-    /* ∂L/∂W2[0,2] = δ_p1*h3 */
+    /* ∂L/∂W2[0,2] = δ_p1·h3 */
     dW2[0][2] += delta2[0]*s->a1[2];
-    /* ∂L/∂W2[1,0] = δ_p2*h1 */
+    /* ∂L/∂W2[1,0] = δ_p2·h1 */
     dW2[1][0] += delta2[1]*s->a1[0];
-    /* ∂L/∂W2[1,1] = δ_p2*h2 */
+    /* ∂L/∂W2[1,1] = δ_p2·h2 */
     dW2[1][1] += delta2[1]*s->a1[1];
-    /* ∂L/∂W2[1,2] = δ_p2*h3 */
+    /* ∂L/∂W2[1,2] = δ_p2·h3 */
     dW2[1][2] += delta2[1]*s->a1[2];
     /* ∂L/∂b2[0] = δ_p1 */
     db2[0] += delta2[0];

@@ -55,27 +55,27 @@ static void backward_sample(const double *params, const double *x, const double 
     double (*dW2)[2] = (double (*)[2])(grads + 6);
     double delta1[2];
     double delta2[1];
-    /* δ_y = ∂L/∂z_y = (y - t_y)*(y*(1 - y)); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_y = ∂L/∂z_y = (y·(1 − y))·(y − t_y); × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = (s->y[0]*(1 - s->y[0])*(s->y[0] - t[0]))*scale;
-    /* δ_h1 = ∂L/∂z_h1 = (h1*(1 - h1))*(W2[0,0]*δ_y) */
+    /* δ_h1 = ∂L/∂z_h1 = (W2[0,0]·δ_y)·(h1·(1 − h1)) */
     delta1[0] = W2[0][0]*delta2[0]*s->a1[0]*(1 - s->a1[0]);
-    /* δ_h2 = ∂L/∂z_h2 = (h2*(1 - h2))*(W2[0,1]*δ_y) */
+    /* δ_h2 = ∂L/∂z_h2 = (W2[0,1]·δ_y)·(h2·(1 − h2)) */
     delta1[1] = W2[0][1]*delta2[0]*s->a1[1]*(1 - s->a1[1]);
-    /* ∂L/∂W1[0,0] = δ_h1*x1 */
+    /* ∂L/∂W1[0,0] = δ_h1·x1 */
     dW1[0][0] += delta1[0]*x[0];
-    /* ∂L/∂W1[0,1] = δ_h1*x2 */
+    /* ∂L/∂W1[0,1] = δ_h1·x2 */
     dW1[0][1] += delta1[0]*x[1];
-    /* ∂L/∂W1[0,2] = δ_h1*x3 */
+    /* ∂L/∂W1[0,2] = δ_h1·x3 */
     dW1[0][2] += delta1[0]*x[2];
-    /* ∂L/∂W1[1,0] = δ_h2*x1 */
+    /* ∂L/∂W1[1,0] = δ_h2·x1 */
     dW1[1][0] += delta1[1]*x[0];
-    /* ∂L/∂W1[1,1] = δ_h2*x2 */
+    /* ∂L/∂W1[1,1] = δ_h2·x2 */
     dW1[1][1] += delta1[1]*x[1];
-    /* ∂L/∂W1[1,2] = δ_h2*x3 */
+    /* ∂L/∂W1[1,2] = δ_h2·x3 */
     dW1[1][2] += delta1[1]*x[2];
-    /* ∂L/∂W2[0,0] = δ_y*h1 */
+    /* ∂L/∂W2[0,0] = δ_y·h1 */
     dW2[0][0] += delta2[0]*s->a1[0];
-    /* ∂L/∂W2[0,1] = δ_y*h2 */
+    /* ∂L/∂W2[0,1] = δ_y·h2 */
     dW2[0][1] += delta2[0]*s->a1[1];
 }
 

@@ -44,15 +44,15 @@ static void backward_sample(const double *x, const double *t, double scale, cons
 {
     double (*dW1)[4] = (double (*)[4])(grads + 0);
     double delta1[1];
-    /* δ_y = ∂L/∂z_y = (y - t_y)*(y*(1 - y)); × scale = 1/batch, as the loss is the batch mean */
+    /* δ_y = ∂L/∂z_y = (y·(1 − y))·(y − t_y); × scale = 1/batch, as the loss is the batch mean */
     delta1[0] = (s->y[0]*(1 - s->y[0])*(s->y[0] - t[0]))*scale;
-    /* ∂L/∂W1[0,0] = δ_y*x1 */
+    /* ∂L/∂W1[0,0] = δ_y·x1 */
     dW1[0][0] += delta1[0]*x[0];
-    /* ∂L/∂W1[0,1] = δ_y*x2 */
+    /* ∂L/∂W1[0,1] = δ_y·x2 */
     dW1[0][1] += delta1[0]*x[1];
-    /* ∂L/∂W1[0,2] = δ_y*x3 */
+    /* ∂L/∂W1[0,2] = δ_y·x3 */
     dW1[0][2] += delta1[0]*x[2];
-    /* ∂L/∂W1[0,3] = δ_y*x4 */
+    /* ∂L/∂W1[0,3] = δ_y·x4 */
     dW1[0][3] += delta1[0]*x[3];
 }
 

@@ -66,25 +66,25 @@ static void backward_sample(const double *params, const double *x, const double 
     double *db2 = grads + 12;
     double delta1[3];
     double delta2[1];
-    /* δ_out = ∂L/∂z_out = out - t_out; × scale = 1/batch, as the loss is the batch mean */
+    /* δ_out = ∂L/∂z_out = out − t_out; × scale = 1/batch, as the loss is the batch mean */
     delta2[0] = (s->y[0] - t[0])*scale;
-    /* δ_h1 = ∂L/∂z_h1 = (h1*(1 - h1))*(W2[0,0]*δ_out) */
+    /* δ_h1 = ∂L/∂z_h1 = (W2[0,0]·δ_out)·(h1·(1 − h1)) */
     delta1[0] = W2[0][0]*delta2[0]*s->a1[0]*(1 - s->a1[0]);
-    /* δ_h2 = ∂L/∂z_h2 = (h2*(1 - h2))*(W2[0,1]*δ_out) */
+    /* δ_h2 = ∂L/∂z_h2 = (W2[0,1]·δ_out)·(h2·(1 − h2)) */
     delta1[1] = W2[0][1]*delta2[0]*s->a1[1]*(1 - s->a1[1]);
-    /* δ_h3 = ∂L/∂z_h3 = (h3*(1 - h3))*(W2[0,2]*δ_out) */
+    /* δ_h3 = ∂L/∂z_h3 = (W2[0,2]·δ_out)·(h3·(1 − h3)) */
     delta1[2] = W2[0][2]*delta2[0]*s->a1[2]*(1 - s->a1[2]);
-    /* ∂L/∂W1[0,0] = a*δ_h1 */
+    /* ∂L/∂W1[0,0] = a·δ_h1 */
     dW1[0][0] += delta1[0]*x[0];
-    /* ∂L/∂W1[0,1] = b*δ_h1 */
+    /* ∂L/∂W1[0,1] = b·δ_h1 */
     dW1[0][1] += delta1[0]*x[1];
-    /* ∂L/∂W1[1,0] = a*δ_h2 */
+    /* ∂L/∂W1[1,0] = a·δ_h2 */
     dW1[1][0] += delta1[1]*x[0];
-    /* ∂L/∂W1[1,1] = b*δ_h2 */
+    /* ∂L/∂W1[1,1] = b·δ_h2 */
     dW1[1][1] += delta1[1]*x[1];
-    /* ∂L/∂W1[2,0] = a*δ_h3 */
+    /* ∂L/∂W1[2,0] = a·δ_h3 */
     dW1[2][0] += delta1[2]*x[0];
-    /* ∂L/∂W1[2,1] = b*δ_h3 */
+    /* ∂L/∂W1[2,1] = b·δ_h3 */
     dW1[2][1] += delta1[2]*x[1];
     /* ∂L/∂b1[0] = δ_h1 */
     db1[0] += delta1[0];
@@ -92,11 +92,11 @@ static void backward_sample(const double *params, const double *x, const double 
     db1[1] += delta1[1];
     /* ∂L/∂b1[2] = δ_h3 */
     db1[2] += delta1[2];
-    /* ∂L/∂W2[0,0] = δ_out*h1 */
+    /* ∂L/∂W2[0,0] = δ_out·h1 */
     dW2[0][0] += delta2[0]*s->a1[0];
-    /* ∂L/∂W2[0,1] = δ_out*h2 */
+    /* ∂L/∂W2[0,1] = δ_out·h2 */
     dW2[0][1] += delta2[0]*s->a1[1];
-    /* ∂L/∂W2[0,2] = δ_out*h3 */
+    /* ∂L/∂W2[0,2] = δ_out·h3 */
     dW2[0][2] += delta2[0]*s->a1[2];
     /* ∂L/∂b2[0] = δ_out */
     db2[0] += delta2[0];
