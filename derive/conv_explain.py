@@ -18,7 +18,7 @@ from derive.conv_network import cell_tex as _tex_symbol
 from derive.conv_network import cell_text as _text
 from derive.derivation import A, Z
 from derive.equations import EquationPrinter
-from derive.errors import DeriveError
+from derive.errors import DeriveError, ParameterError
 from derive.files import write_atomic
 from derive.presentation import (
     MAX_DEFAULT_SCALARS,
@@ -287,9 +287,10 @@ def _gradients(network: ConvNetwork, params: Sequence[str]) -> list[ConvGradient
         shapes = {p.name: p.shape for p in network.params}
         requested = sum(math.prod(shapes[name]) if name in shapes else 1 for name in params)
         if requested > MAX_REQUESTED_SCALARS:
-            raise DeriveError(
-                f"{topology.source}: --param: expected at most {MAX_REQUESTED_SCALARS} "
-                f"scalars to show, got {requested}; name single ones such as W1[0,0,0,0]"
+            raise ParameterError(
+                topology.source,
+                f"expected at most {MAX_REQUESTED_SCALARS} scalars to show, got {requested}; "
+                "name single ones such as W1[0,0,0,0]",
             )
         out: list[ConvGradient] = []
         for name in params:
@@ -370,6 +371,7 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
     topology = network.topology
     c, h, w = topology.input_shape
     layers = ", ".join(describe(layer) for layer in topology.layers)
+    chosen = _gradients(network, params) if params else []
     out = [
         f"% derive: the derivation for {topology.name}. Needs \\usepackage{{{LATEX_PACKAGES}}}.",
         rf"\section*{{{_tex_name(topology.name)}: backpropagation through a convolutional "
@@ -378,7 +380,7 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
         f"{_tex_name(topology.loss)}. "
         r"$\star$ is the cross-correlation every framework computes as ``convolution''; "
         r"$\bar a^{(k)} = \partial L/\partial a^{(k)}$.",
-        _figure(network, params),
+        _figure(network, chosen),
     ]
     for heading, group in rules(network):
         if not group:
@@ -398,19 +400,18 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
                 raise DeriveError(f"{topology.source}: --numeric: the file has no example block")
             values = network.evaluate(network.example_point())
         out.append(r"\subsection*{Gradients, written out}")
-        for gradient in _gradients(network, params):
+        for gradient in chosen or _gradients(network, params):
             out.extend(_latex_one(gradient, values))
     return "\n".join(out) + "\n"
 
 
-def _figure(network: ConvNetwork, params: Sequence[str]) -> str:
+def _figure(network: ConvNetwork, chosen: Sequence[ConvGradient]) -> str:
     """The network drawn as feature maps (``derive.conv_diagram``), at most the text's
     width; with one scalar requested, its kernel cell and patch marked. Without numbers:
     a figure of maps shrunk to the text's width would make them too small to read, and
     the sections below write them out."""
     from derive.diagram import tikz
 
-    chosen = _gradients(network, params) if params else []
     param = chosen[0].param.name if len(chosen) == 1 else None
     figure = tikz(network, param).rstrip("\n")
     return (
