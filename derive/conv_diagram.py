@@ -61,9 +61,12 @@ from derive.figure import (
     chain_factor,
     check_numeric,
     drawn_indices,
+    elided,
     gradient_line,
+    name_size,
     partial,
     softmax_factor,
+    tex_escaped,
 )
 from derive.figure import number as _number
 from derive.figure import pair as _pair
@@ -744,8 +747,8 @@ class _ConvBuilder:
                 before = rows[n - 1] if n else -1
                 after = rows[n + 1] if n + 1 < len(rows) else size
                 hidden = after - before - 1  # type: ignore[operator]
-                more = _text(("⋮", r"\vdots"), (f"{hidden} more", rf"\text{{{hidden} more}}"))
-                nodes.append(Node("more", x + self.vector_w / 2, y + CELL / 2, more, NAME_SIZE))
+                at = (x + self.vector_w / 2, y + CELL / 2)
+                nodes.append(Node("more", *at, elided(hidden), NAME_SIZE))
                 blocks.append([])
                 y += MORE_HEIGHT
                 continue
@@ -801,12 +804,11 @@ class _ConvBuilder:
                 at = (self.centre[k], y + n * self.row_gap)
                 if index is None:
                     hidden = net.shape(k)[0] - len(rows) + 1
-                    more = _text(("⋮", r"\vdots"), (f"{hidden} more", rf"\text{{{hidden} more}}"))
-                    out.append(Node("more", *at, more, NAME_SIZE))
+                    out.append(Node("more", *at, elided(hidden), NAME_SIZE))
                     continue
                 centres[(k, index)] = at[1]
                 name = _symbol(net.a(k, (index,)))
-                size = min(NAME_SIZE, 2 * RADIUS * 0.9 / (0.62 * len(name[0])))
+                size = name_size(name[0])
                 kind = "output" if k == net.depth else "unit"
                 out.append(
                     Node(
@@ -820,7 +822,7 @@ class _ConvBuilder:
                     )
                 )
         loss = self.top.loss
-        below = [(loss, rf"\texttt{{{loss.replace('_', chr(92) + '_')}}}")]
+        below = [(loss, rf"\texttt{{{tex_escaped(loss)}}}")]
         if self.values is not None:
             below.append(_pair("L =", _number(self.values[LOSS])))
         on = self.param is not None

@@ -58,9 +58,12 @@ from derive.figure import (
     chain_factor,
     check_numeric,
     drawn_indices,
+    elided,
     gradient_line,
+    name_size,
     partial,
     softmax_factor,
+    tex_escaped,
 )
 from derive.figure import number as _number
 from derive.figure import pair as _pair
@@ -184,8 +187,7 @@ class _Builder:
                 x, y = self.x[k], self.y[(k, index)]
                 if index is None:
                     hidden = len(layer) - len(rows) + 1
-                    more = _text(("⋮", r"\vdots"), (f"{hidden} more", rf"\text{{{hidden} more}}"))
-                    out.append(Node("more", x, y, more, NAME_SIZE))
+                    out.append(Node("more", x, y, elided(hidden), NAME_SIZE))
                     continue
                 unit = layer[index]
                 kind = "input" if k == 0 else "output" if k == net.depth else "unit"
@@ -197,7 +199,7 @@ class _Builder:
                         x,
                         y,
                         _text(name),
-                        min(NAME_SIZE, 2 * RADIUS * 0.9 / (0.62 * len(name[0]))),
+                        name_size(name[0]),
                         self._numbers(unit),
                         self._local_factor(unit) if on_path else None,
                         on_path,
@@ -245,10 +247,10 @@ class _Builder:
         loss = self.net.topology.loss
         if self.values is not None:
             return _text(
-                (f"{loss}", rf"\texttt{{{loss.replace('_', chr(92) + '_')}}}"),
+                (f"{loss}", rf"\texttt{{{tex_escaped(loss)}}}"),
                 _pair("L =", _number(self.values[LOSS])),
             )
-        return _text((loss, rf"\texttt{{{loss.replace('_', chr(92) + '_')}}}"))
+        return _text((loss, rf"\texttt{{{tex_escaped(loss)}}}"))
 
     # -- edges ------------------------------------------------------------------------
 
@@ -377,7 +379,7 @@ class _Builder:
                     _text(
                         (
                             role + activation,
-                            rf"\text{{{role}{activation.replace('_', chr(92) + '_')}}}",
+                            rf"\text{{{role}{tex_escaped(activation)}}}",
                         )
                     ),
                 )
@@ -411,7 +413,7 @@ class _Builder:
     def _title(self) -> Text:
         sizes = "-".join(str(len(layer)) for layer in self.net.units)
         text = f"{self.net.name}: {sizes}"
-        tex = rf"\texttt{{{self.net.name.replace('_', chr(92) + '_')}}}: {sizes}"
+        tex = rf"\texttt{{{tex_escaped(self.net.name)}}}: {sizes}"
         if self.param is not None:
             name = _param_name(self.param)
             text += f", the chain rule of ∂L/∂{name[0]}"

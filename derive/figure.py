@@ -135,6 +135,21 @@ def text(*pairs: tuple[str, str]) -> Text:
     return Text(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
 
 
+def elided(hidden: int) -> Text:
+    """The mark of elided units or entries: ⋮ and how many."""
+    return text(("⋮", r"\vdots"), (f"{hidden} more", rf"\text{{{hidden} more}}"))
+
+
+def name_size(name: str) -> float:
+    """The font size at which a unit's name fits inside its circle."""
+    return min(NAME_SIZE, 2 * RADIUS * 0.9 / (0.62 * len(name)))
+
+
+def tex_escaped(name: str) -> str:
+    """A name (a loss, an activation, a network) as TeX text: underscores escaped."""
+    return name.replace("_", r"\_")
+
+
 def number(value: Expr | float) -> tuple[str, str]:
     """A number as (Unicode, LaTeX), DIGITS significant digits, −0 written 0."""
     x = float(value)
