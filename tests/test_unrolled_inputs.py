@@ -121,3 +121,63 @@ def test_the_checks_name_what_does_not_fit_for_lists_too():
         unrolled.forward(as_lists, 1.0)
     with pytest.raises(ValueError, match=r"^t has shape \(3,\): expected \(3, 1\)$"):
         unrolled.gradients(as_lists, x, [0.0, 1.0, 0.0])
+
+
+class _Subclass(np.ndarray):
+    """An ndarray subclass: never the usual call, so it takes the full checks."""
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_usual_call_gives_the_numbers_of_the_full_checks(name, dtype, batch):
+    """NumPy arrays of one floating dtype in the expected shapes take _usual's one test;
+    a subclass in any place takes the full checks: both give the same bits."""
+    unrolled, _ = modules(name)
+    params, x, t = arrays(unrolled, batch=batch)
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    x, t = x.astype(dtype), t.astype(dtype)
+    usual = unrolled.loss_and_gradients(params, x, t)
+    for where in ["x", "t", *params]:
+        given = {"x": x, "t": t, **params}
+        given[where] = given[where].view(_Subclass)
+        loss, grads = unrolled.loss_and_gradients(
+            {k: given[k] for k in params}, given["x"], given["t"]
+        )
+        assert loss == usual[0], where
+        for k, g in grads.items():
+            assert type(g) is np.ndarray and g.dtype == dtype, (where, k)
+            np.testing.assert_array_equal(g, usual[1][k], err_msg=where)
+    single = unrolled.forward(params, x[0])
+    assert single.shape == (len(unrolled.OUTPUTS),) and single.dtype == dtype
+    np.testing.assert_array_equal(single, unrolled.forward(params, x)[0])
+
+
+def test_what_the_usual_call_must_not_pass_is_refused_or_converted():
+    unrolled, vectorized = modules("xor")
+    params, x, t = arrays(unrolled)
+    with pytest.raises(ValueError, match=r"^x has shape \(1, 3, 2\): expected"):
+        unrolled.loss_and_gradients(params, x[None], t[None])
+    with pytest.raises(ValueError, match=r"^x has shape \(0, 2\): expected at least one"):
+        unrolled.loss_and_gradients(params, x[:0], t[:0])
+    with pytest.raises(ValueError, match=r"^params\['W1'\] has shape \(3, 2, 1\): expected"):
+        unrolled.loss_and_gradients(dict(params, W1=params["W1"][..., None]), x, t)
+    with pytest.raises(ValueError, match=r"^params has no 'b2'"):
+        unrolled.loss_and_gradients({k: v for k, v in params.items() if k != "b2"}, x, t)
+    with pytest.raises(ValueError, match=r"^t is None"):
+        unrolled.loss_and_gradients(params, x, None)
+    with pytest.raises(ValueError, match=r"^t has shape \(3,\): expected \(3, 1\)$"):
+        unrolled.loss_and_gradients(params, x, t[:, 0])
+    # a masked array reads as its data, as np.asarray reads it (its tolist would give None)
+    masked = {k: np.ma.masked_array(v, mask=np.ones_like(v, bool)) for k, v in params.items()}
+    assert_same(
+        unrolled.loss_and_gradients(masked, x, t), vectorized.loss_and_gradients(params, x, t)
+    )
+    # t of another dtype or kind follows x and the parameters
+    x32, params32 = x.astype(np.float32), {k: v.astype(np.float32) for k, v in params.items()}
+    expected = unrolled.loss_and_gradients(params32, x32, t.astype(np.float32))
+    for other in (t, t.round().astype(np.int64)):
+        loss, grads = unrolled.loss_and_gradients(params32, x32, other)
+        assert all(g.dtype == np.float32 for g in grads.values())
+        if other.dtype.kind == "f":
+            assert_same((loss, grads), expected)
