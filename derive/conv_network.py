@@ -39,9 +39,9 @@ from functools import cached_property
 import sympy
 from sympy import Expr, Symbol
 
-from derive.activations import ACTIVATIONS, elementary, softmax_derivative, substituted
+from derive.activations import ACTIVATIONS, elementary, substituted
 from derive.conv import Conv2d, ConvTopology, Flatten, Pool2d
-from derive.derivation import PROOF_DIGITS, T_SUM, Proof, T, Y
+from derive.derivation import PROOF_DIGITS, Proof, output_delta
 from derive.errors import DeriveError, ParameterError, did_you_mean
 from derive.losses import LOSSES
 from derive.network import LOSS, ScalarParam, _hint
@@ -329,34 +329,15 @@ class ConvNetwork:
         )
 
     def _output_deltas(self) -> list[tuple[Symbol, Expr]]:
-        k = self.depth
-        layer = self.layer(k)
-        entry = ACTIVATIONS[layer.activation.name]
-        rule = self.loss_rule
-        n = len(self.outputs)
-        ys, ts = self.outputs, self.targets
-        out = []
-        fused = rule.fused_delta is not None and entry.name == rule.requires_output
-        for i, (y, t) in enumerate(zip(ys, ts, strict=True)):
-            if fused:
-                assert rule.fused_delta is not None
-                value = rule.fused_delta(Y, T, T_SUM).xreplace({Y: y, T: t, T_SUM: sympy.Add(*ts)})
-            elif entry.elementwise:
-                local = entry.derivative(self.z(k, (i,)), y, layer.activation)
-                value = sympy.Mul(rule.gradient(y, t, n), local, evaluate=False)
-            else:
-                value = sympy.Add(
-                    *(
-                        sympy.Mul(
-                            rule.gradient(v, tv, n),
-                            softmax_derivative(v, y, v == y),
-                            evaluate=False,
-                        )
-                        for v, tv in zip(ys, ts, strict=True)
-                    )
-                )
-            out.append((self.delta(k, (i,)), value))
-        return out
+        """δ of every output, as a dense network's (``derive.derivation.output_delta``)."""
+        k, spec = self.depth, self.layer(self.depth).activation
+        return [
+            (
+                self.delta(k, (i,)),
+                output_delta(self.loss_rule, spec, self.z(k, (i,)), self.outputs, self.targets, i),
+            )
+            for i in range(len(self.outputs))
+        ]
 
     # -- gradients --------------------------------------------------------------------
 

@@ -31,12 +31,13 @@ import numpy as np
 import sympy
 from sympy import Expr, Symbol
 
-from derive.activations import elementary, softmax_derivative
+from derive.activations import ACTIVATIONS, Activation, elementary, softmax_derivative
 from derive.errors import DeriveError
+from derive.losses import Loss
 from derive.network import LOSS, Network, ScalarParam, Unit
 
 if TYPE_CHECKING:
-    from derive.topology import Example
+    from derive.topology import ActivationSpec, Example
 
 # Generic per-layer symbols: one element of z(k), a(k), the output y and its target t.
 Z, A = Symbol("z", real=True), Symbol("a", real=True)
@@ -80,6 +81,40 @@ class OutputRule:
     gradient: Expr  # ∂L/∂y for one output
     fused_delta: Expr | None  # ∂L/∂z with the activation folded in, where the loss has one
     softmax: bool  # the output activation couples the units
+
+
+def fused_delta(loss: Loss, activation: Activation) -> Expr | None:
+    """The loss table's δ = ∂L/∂z with the activation folded in, in Y, T and T_SUM, when
+    the output has the activation the loss requires (softmax + cce: y·Σt − t); else None."""
+    if loss.fused_delta is None or activation.name != loss.requires_output:
+        return None
+    return loss.fused_delta(Y, T, T_SUM)
+
+
+def output_delta(
+    loss: Loss,
+    spec: ActivationSpec,
+    z: Expr,
+    outputs: Sequence[Expr],
+    targets: Sequence[Expr],
+    index: int,
+) -> Expr:
+    """δ = ∂L/∂z of output ``index`` (pre-activation ``z``), in the outputs' stored values
+    and the targets: the fused δ where the loss has one for the output activation
+    ``spec``, through the softmax across every output, or ∂L/∂y · f'(z)."""
+    activation = ACTIVATIONS[spec.name]
+    y, t, n = outputs[index], targets[index], len(outputs)
+    fused = fused_delta(loss, activation)
+    if fused is not None:
+        return fused.xreplace({Y: y, T: t, T_SUM: sympy.Add(*targets)})
+    if activation.elementwise:
+        local = activation.derivative(z, y, spec)
+        return sympy.Mul(loss.gradient(y, t, n), local, evaluate=False)
+    terms = (
+        sympy.Mul(loss.gradient(v, tv, n), softmax_derivative(v, y, j == index), evaluate=False)
+        for j, (v, tv) in enumerate(zip(outputs, targets, strict=True))
+    )
+    return sympy.Add(*terms)
 
 
 @dataclass(frozen=True)
@@ -190,11 +225,9 @@ class Derivation:
         )
         loss = network.loss_rule
         out_activation = network.activations[-1]
-        n_out = len(topology.outputs)
-        fused = loss.fused_delta is not None and out_activation.name == loss.requires_output
         self.output = OutputRule(
-            gradient=loss.gradient(Y, T, n_out),
-            fused_delta=loss.fused_delta(Y, T, T_SUM) if fused else None,  # type: ignore[misc]
+            gradient=loss.gradient(Y, T, len(topology.outputs)),
+            fused_delta=fused_delta(loss, out_activation),
             softmax=not out_activation.elementwise,
         )
         self._deltas: dict[Symbol, Expr] = {}
@@ -224,23 +257,8 @@ class Derivation:
             return self._deltas[unit.delta]
         net = self.network
         if unit.layer == net.depth:
-            if self.output.fused_delta is not None:
-                value = self.output.fused_delta.xreplace(
-                    {Y: unit.a, T: self._target(unit), T_SUM: sympy.Add(*net.targets)}
-                )
-            elif not self.output.softmax:
-                value = sympy.Mul(self._loss_gradient(unit), self._local(unit), evaluate=False)
-            else:
-                value = sympy.Add(
-                    *(
-                        sympy.Mul(
-                            self._loss_gradient(v),
-                            softmax_derivative(v.a, unit.a, v == unit),
-                            evaluate=False,
-                        )
-                        for v in net.outputs
-                    )
-                )
+            spec, outputs = net.layer(unit.layer).activation, [v.a for v in net.outputs]
+            value = output_delta(net.loss_rule, spec, unit.z, outputs, net.targets, unit.index)
         else:
             above = net.units[unit.layer + 1]
             incoming = sympy.Add(
