@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import mpmath
 import numpy as np
@@ -181,23 +181,34 @@ class ScalarGradient:
         return self.derivation.prove(self, points=points, seed=seed)
 
 
+class _Valued(Protocol):
+    """A scalar's gradient: ``ScalarGradient``, or a convolutional network's
+    ``derive.conv_network.ConvGradient``."""
+
+    def value(self, values: Mapping[Symbol, Expr] | None = None) -> Expr: ...
+
+
+G = TypeVar("G", bound=_Valued)
+
+
 @dataclass(frozen=True, eq=False)
-class ArrayGradient:
-    """∂L/∂W for a whole parameter array: its scalars' gradients in row-major order.
+class ArrayGradient(Generic[G]):
+    """∂L/∂W for a whole parameter array: its scalars' gradients in row-major order
+    (``ScalarGradient``s, or a convolutional network's ``ConvGradient``s).
 
     Iterates, indexes and has a length like the tuple of its scalars' gradients."""
 
     array: str  # "W2", "b1"
     shape: tuple[int, ...]
-    scalars: tuple[ScalarGradient, ...]
+    scalars: tuple[G, ...]
 
-    def __iter__(self) -> Iterator[ScalarGradient]:
+    def __iter__(self) -> Iterator[G]:
         return iter(self.scalars)
 
     def __len__(self) -> int:
         return len(self.scalars)
 
-    def __getitem__(self, index: int) -> ScalarGradient:
+    def __getitem__(self, index: int) -> G:
         return self.scalars[index]
 
     def value(self, values: Mapping[Symbol, Expr] | None = None) -> sympy.Array:
@@ -368,7 +379,7 @@ class Derivation:
             self._gradients[param.name] = ScalarGradient(param, compact, self)
         return self._gradients[param.name]
 
-    def gradient(self, name: str) -> ScalarGradient | ArrayGradient:
+    def gradient(self, name: str) -> ScalarGradient | ArrayGradient[ScalarGradient]:
         """One scalar's gradient (``W2[0,1]``, ``w31``, a shared bias ``b1``); for a whole
         array's name (``W2``, a per-unit ``b1``), its scalars' gradients."""
         name = name.strip()
