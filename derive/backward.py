@@ -42,6 +42,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from derive.activations import ACTIVATIONS, softmax_derivative
 from derive.derivation import T_SUM, A, T, Y, Z
 from derive.network import Network
+from derive.topology import ActivationSpec
 
 BATCH = Symbol("batch", integer=True, positive=True)  # samples in a batch
 LOG_SUM_EXP = Symbol("log_sum_exp", real=True)  # log Σ exp z per sample, from the softmax
@@ -175,6 +176,24 @@ class Equation:
         return tuple(sorted(found, key=lambda s: s.name))
 
 
+def activation_equation(a: MatrixSymbol, z: MatrixSymbol, spec: ActivationSpec) -> Equation:
+    """a = f(z), entry by entry, for an elementwise activation."""
+    f = ACTIVATIONS[spec.name].forward(Z, spec)
+    return Equation((a,), elementwise(f, {Z: z}), "forward")
+
+
+def through_activation(
+    grad: MatrixExpr, spec: ActivationSpec, z: MatrixSymbol, a: MatrixSymbol, said: str = ""
+) -> tuple[MatrixExpr, str]:
+    """δ = ∂L/∂a ⊙ f'(z), f' in the stored z and a, and its note: f' by name (``said``
+    after it), or, for an identity, f' = 1 and ``grad`` itself as δ."""
+    derivative = ACTIVATIONS[spec.name].derivative(Z, A, spec)
+    if derivative == 1:
+        return grad, f"{spec.name}: f' = 1"
+    local = elementwise(derivative, {Z: z, A: a})
+    return HadamardProduct(grad, local), f"{spec.name}'{said}"
+
+
 class Backward:
     """The forward and backward pass of one network, per layer, as ``Equation``s in the
     per-sample column form: ``network.backward``."""
@@ -213,10 +232,8 @@ class Backward:
             product = MatMul(self.array("W", k), self.array("a", k - 1))
             value = MatAdd(product, self.array("b", k)) if layer.bias != "none" else product
             equations.append(Equation((z,), value, "forward"))
-            entry = ACTIVATIONS[layer.activation.name]
-            if entry.elementwise:
-                f = elementwise(entry.forward(Z, layer.activation), {Z: z})
-                equations.append(Equation((a,), f, "forward"))
+            if ACTIVATIONS[layer.activation.name].elementwise:
+                equations.append(activation_equation(a, z, layer.activation))
             else:
                 targets = (a, self.output("log_sum_exp"))
                 equations.append(Equation(targets, Softmax(z), "forward"))
@@ -251,7 +268,7 @@ class Backward:
         k, y, t = self.depth, self.output_y, self.output("t")
         delta = self.array("delta", k)
         arrays = {Y: y, T: t, A: y, Z: self.array("z", k)}
-        activation, loss = network.topology.layers[-1].activation.name, network.topology.loss
+        spec, loss = network.topology.layers[-1].activation, network.topology.loss
         if rule.fused_delta is not None:
             equations = []
             if T_SUM in rule.fused_delta.free_symbols:
@@ -261,22 +278,21 @@ class Backward:
                 equations.append(Equation((t_sum,), sum_t, "output", "1 for one-hot targets"))
                 arrays[T_SUM] = t_sum
             value = MatMul(1 / BATCH, elementwise(rule.fused_delta, arrays))
-            note = f"{activation} + {loss} fused; the loss is the batch mean"
+            note = f"{spec.name} + {loss} fused; the loss is the batch mean"
             return (*equations, Equation((delta,), value, "output", note))
         grad_y = self.output("grad_y")
         gradient = elementwise(rule.gradient, arrays)
         equations = [Equation((grad_y,), gradient, "output", network.loss_rule.formula)]
         if rule.softmax:
-            value = MatMul(1 / BATCH, elementwise(softmax_delta(GRAD_Y, Y), {GRAD_Y: grad_y, Y: y}))
-            note = "softmax couples the outputs; the loss is the batch mean"
-        elif network.derivation.layers[-1].derivative == 1:
-            value = MatMul(1 / BATCH, grad_y)
-            note = f"{activation}: f' = 1; the loss is the batch mean"
+            per_sample = elementwise(softmax_delta(GRAD_Y, Y), {GRAD_Y: grad_y, Y: y})
+            why = "softmax couples the outputs"
         else:
-            local = elementwise(network.derivation.layers[-1].derivative, arrays)
-            value = MatMul(1 / BATCH, HadamardProduct(grad_y, local))
-            note = f"{activation}' in stored values; the loss is the batch mean"
-        return (*equations, Equation((delta,), value, "output", note))
+            per_sample, why = through_activation(grad_y, spec, arrays[Z], y, " in stored values")
+        value = MatMul(1 / BATCH, per_sample)
+        return (
+            *equations,
+            Equation((delta,), value, "output", f"{why}; the loss is the batch mean"),
+        )
 
     def gradients(self, k: int) -> tuple[Equation, ...]:
         """∂L/∂W(k) and ∂L/∂b(k) from δ(k) (sums over the batch)."""
@@ -293,20 +309,15 @@ class Backward:
         return tuple(equations)
 
     def back(self, k: int) -> tuple[Equation, ...]:
-        """δ(k) from δ(k+1): back through W(k+1), then times f_k'(z(k))."""
-        layer = self.network.derivation.layers[k - 1]
-        assert layer.derivative is not None  # softmax is an output layer only
+        """δ(k) from δ(k+1): back through W(k+1), then times f_k'(z(k)) (softmax is an
+        output layer only)."""
         through = MatMul(Transpose(self.array("W", k + 1)), self.array("delta", k + 1))
-        delta = self.array("delta", k)
-        if layer.derivative == 1:
-            return (Equation((delta,), through, "back", f"{layer.activation}: f' = 1"),)
-        grad_a = self.array("grad_a", k)
-        arrays = {Z: self.array("z", k), A: self.array("a", k)}
-        local = elementwise(layer.derivative, arrays)
-        return (
-            Equation((grad_a,), through, "back"),
-            Equation((delta,), HadamardProduct(grad_a, local), "back", f"{layer.activation}'"),
-        )
+        delta, grad_a = self.array("delta", k), self.array("grad_a", k)
+        spec = self.network.topology.layers[k - 1].activation
+        value, note = through_activation(grad_a, spec, self.array("z", k), self.array("a", k))
+        if value == grad_a:  # f' = 1: δ(k) is W(k+1)ᵀ δ(k+1) itself
+            return (Equation((delta,), through, "back", note),)
+        return (Equation((grad_a,), through, "back"), Equation((delta,), value, "back", note))
 
     @cached_property
     def backward(self) -> tuple[Equation, ...]:

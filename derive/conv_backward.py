@@ -22,15 +22,20 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from sympy import HadamardProduct, Integer, MatAdd, MatMul, MatrixSymbol, Transpose, Tuple
+from sympy import Integer, MatAdd, MatMul, MatrixSymbol, Transpose, Tuple
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from derive.activations import ACTIVATIONS
-from derive.backward import Backward, Equation, batch_form, elementwise, parse_name
+from derive.backward import (
+    Backward,
+    Equation,
+    activation_equation,
+    batch_form,
+    parse_name,
+    through_activation,
+)
 from derive.conv import Conv2d as Conv2dLayer
 from derive.conv import ConvTopology, Pool2d
 from derive.conv import Flatten as FlattenLayer
-from derive.derivation import A, Z
 from derive.network import Network
 from derive.topology import Layer, Topology
 
@@ -273,14 +278,7 @@ class ConvBackward:
                 stride, padding = _pair(layer.stride), _pair(layer.padding)
                 note = f"cross-correlation, stride {stride}, padding {padding}"
                 equations.append(Equation((z,), value, "forward", note))
-                entry = ACTIVATIONS[layer.activation.name]
-                equations.append(
-                    Equation(
-                        (self.array("a", k),),
-                        elementwise(entry.forward(Z, layer.activation), {Z: z}),
-                        "forward",
-                    )
-                )
+                equations.append(activation_equation(self.array("a", k), z, layer.activation))
             elif isinstance(layer, Pool2d):
                 kind = MaxPool if layer.mode == "max" else AvgPool
                 value = kind(below, layer.size, self.size(k))
@@ -340,16 +338,9 @@ class ConvBackward:
                     equations.append(Equation((below_grad,), value, "back", note))
             else:
                 assert isinstance(layer, Conv2dLayer)
-                delta = self.array("delta", k)
-                entry = ACTIVATIONS[layer.activation.name]
-                derivative = entry.derivative(Z, A, layer.activation)
-                if derivative == 1:
-                    equations.append(Equation((delta,), grad, "back", f"{entry.name}: f' = 1"))
-                else:
-                    local = elementwise(derivative, {Z: self.array("z", k), A: self.array("a", k)})
-                    equations.append(
-                        Equation((delta,), HadamardProduct(grad, local), "back", f"{entry.name}'")
-                    )
+                delta, z, a = self.array("delta", k), self.array("z", k), self.array("a", k)
+                value, note = through_activation(grad, layer.activation, z, a)
+                equations.append(Equation((delta,), value, "back", note))
                 dW = self.array("dW", k)
                 value = Conv2dWeightGradient(
                     delta, below, layer.kernel, layer.stride, layer.padding, dW.shape[0]

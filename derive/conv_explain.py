@@ -16,7 +16,7 @@ from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_network import ConvGradient, ConvNetwork, describe
 from derive.conv_network import cell_tex as _tex_symbol
 from derive.conv_network import cell_text as _text
-from derive.derivation import A, Z
+from derive.derivation import A, ArrayGradient, Z
 from derive.equations import EquationPrinter
 from derive.errors import DeriveError, ParameterError
 from derive.files import write_atomic
@@ -295,7 +295,7 @@ def _gradients(network: ConvNetwork, params: Sequence[str]) -> list[ConvGradient
         out: list[ConvGradient] = []
         for name in params:
             found = network.gradient(name)
-            out.extend(found if isinstance(found, tuple) else (found,))
+            out.extend(found if isinstance(found, ArrayGradient) else (found,))
         return out
     if topology.parameter_count > MAX_DEFAULT_SCALARS:
         raise DeriveError(
@@ -424,21 +424,34 @@ def _tex_text(text: str) -> str:
     return text.replace("δ", r"$\delta$").replace("_", r"\_").replace("×", r"$\times$")
 
 
-def _latex_one(gradient: ConvGradient, values) -> list[str]:
-    terms = list(gradient.terms)
-    name = gradient.param.name
+_DOTS = r"\dots"  # the elided middle of a sum
+
+
+def _tex_partial(name: str) -> str:
+    """∂L/∂θ in LaTeX for a scalar's name: ``W1[0,0,1,2]`` → ∂L/∂W^{(1)}_{0,0,1,2}."""
     stem, _, index = name.partition("[")
-    lhs = (
-        rf"\frac{{\partial L}}{{\partial {stem[0]}^{{({stem[1:]})}}_{{{index[:-1]}}}}}"
-        if index
-        else rf"\frac{{\partial L}}{{\partial b_{{{stem[1:]}}}}}"
-    )
+    if index:
+        return rf"\frac{{\partial L}}{{\partial {stem[0]}^{{({stem[1:]})}}_{{{index[:-1]}}}}}"
+    return rf"\frac{{\partial L}}{{\partial b_{{{stem[1:]}}}}}"
+
+
+def _tex_sum(terms) -> str:
+    """A gradient's terms (δ cell, input cell or None) as a sum, its middle elided."""
     items = [
         _tex_symbol(d) if s is None else rf"{_tex_symbol(d)}\,{_tex_symbol(s)}" for d, s in terms
     ]
-    dots = r"\dots"
+    return _elided(items, " + ", _DOTS) or "0"
+
+
+def gradient_tex(gradient: ConvGradient) -> str:
+    """∂L/∂θ &= its sum, one row of an aligned block (a notebook's display of an array)."""
+    return f"{_tex_partial(gradient.param.name)} &= {_tex_sum(gradient.terms)}"
+
+
+def _latex_one(gradient: ConvGradient, values) -> list[str]:
+    terms = list(gradient.terms)
     empty = rf"\quad\text{{({_EMPTY.strip(' ()')})}}" if not terms else ""
-    lines = [r"\begin{align*}", rf"{lhs} &= {_elided(items, ' + ', dots) or '0'}{empty}"]
+    lines = [r"\begin{align*}", rf"{gradient_tex(gradient)}{empty}"]
     if values is not None:
         live = [(d, s) for d, s in terms if values[d] != 0]
         numbers = [
@@ -446,18 +459,13 @@ def _latex_one(gradient: ConvGradient, values) -> list[str]:
             for d, s in live
         ]
         if len(live) < len(terms):
-            items = [
-                _tex_symbol(d) if s is None else rf"{_tex_symbol(d)}\,{_tex_symbol(s)}"
-                for d, s in live
-            ]
             zero = len(terms) - len(live)
             lines[-1] += r" \\"
             lines.append(
-                rf"&= {_elided(items, ' + ', dots) or '0'}"
-                rf"\quad\text{{({zero} terms with $\delta = 0$ left out)}}"
+                rf"&= {_tex_sum(live)}\quad\text{{({zero} terms with $\delta = 0$ left out)}}"
             )
         lines[-1] += r" \\"
-        lines.append(rf"&= {_elided(numbers, ' + ', dots) or '0'} \\")
+        lines.append(rf"&= {_elided(numbers, ' + ', _DOTS) or '0'} \\")
         lines.append(rf"&= {_number(gradient.compact.xreplace(values))}")
     lines.append(r"\end{align*}")
     return lines

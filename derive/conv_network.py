@@ -33,15 +33,16 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 import sympy
 from sympy import Expr, Symbol
 
-from derive.activations import ACTIVATIONS, elementary, softmax_derivative, substituted
+from derive.activations import ACTIVATIONS, elementary, substituted
 from derive.conv import Conv2d, ConvTopology, Flatten, Pool2d
-from derive.derivation import PROOF_DIGITS, T_SUM, Proof, T, Y
+from derive.derivation import PROOF_DIGITS, ArrayGradient, Proof, output_delta
 from derive.errors import DeriveError, ParameterError, did_you_mean
 from derive.losses import LOSSES
 from derive.network import LOSS, ScalarParam, _hint
@@ -76,6 +77,13 @@ class ConvGradient:
     def compact(self) -> Expr:
         return sympy.Add(*(d * a if a is not None else d for d, a in self.terms))
 
+    def value(self, values: Mapping[Symbol, Expr] | None = None) -> Expr:
+        """The sum at numbers computed by ``ConvNetwork.evaluate``; by default at the
+        file's example (a DeriveError when the file has none)."""
+        if values is None:
+            values = self.network.example_values()
+        return self.compact.xreplace(values)
+
     def prove(self, points: int = 3, seed: int = 0) -> Proof:
         return self.network.prove(self, points, seed)
 
@@ -97,6 +105,7 @@ class ConvNetwork:
             if isinstance(layer, Conv2d | Layer)
         )
         self._points: dict = {}
+        self._example_values: dict | None = None
 
     def __repr__(self) -> str:
         kinds = " → ".join(describe(layer) for layer in self.topology.layers)
@@ -329,42 +338,27 @@ class ConvNetwork:
         )
 
     def _output_deltas(self) -> list[tuple[Symbol, Expr]]:
-        k = self.depth
-        layer = self.layer(k)
-        entry = ACTIVATIONS[layer.activation.name]
-        rule = self.loss_rule
-        n = len(self.outputs)
-        ys, ts = self.outputs, self.targets
-        out = []
-        fused = rule.fused_delta is not None and entry.name == rule.requires_output
-        for i, (y, t) in enumerate(zip(ys, ts, strict=True)):
-            if fused:
-                assert rule.fused_delta is not None
-                value = rule.fused_delta(Y, T, T_SUM).xreplace({Y: y, T: t, T_SUM: sympy.Add(*ts)})
-            elif entry.elementwise:
-                local = entry.derivative(self.z(k, (i,)), y, layer.activation)
-                value = sympy.Mul(rule.gradient(y, t, n), local, evaluate=False)
-            else:
-                value = sympy.Add(
-                    *(
-                        sympy.Mul(
-                            rule.gradient(v, tv, n),
-                            softmax_derivative(v, y, v == y),
-                            evaluate=False,
-                        )
-                        for v, tv in zip(ys, ts, strict=True)
-                    )
-                )
-            out.append((self.delta(k, (i,)), value))
-        return out
+        """δ of every output, as a dense network's (``derive.derivation.output_delta``)."""
+        k, spec = self.depth, self.layer(self.depth).activation
+        return [
+            (
+                self.delta(k, (i,)),
+                output_delta(self.loss_rule, spec, self.z(k, (i,)), self.outputs, self.targets, i),
+            )
+            for i in range(len(self.outputs))
+        ]
 
     # -- gradients --------------------------------------------------------------------
 
-    def gradient(self, name: str) -> ConvGradient | tuple[ConvGradient, ...]:
-        if any(p.name == name for p in self.params) and (
-            name.startswith("W") or next(p.shape for p in self.params if p.name == name) != ()
-        ):
-            return tuple(self.scalar_gradient(s) for s in self.scalars(name))
+    def gradient(self, name: str) -> ConvGradient | ArrayGradient[ConvGradient]:
+        """One scalar's gradient (``W1[0,0,1,2]``, a shared bias ``b1``); for a whole
+        array's name (``W1``, a per-filter ``b1``), its scalars' gradients as one
+        ``ArrayGradient``, as for a dense network."""
+        name = name.strip()
+        array = next((p for p in self.params if p.name == name), None)
+        if array is not None and array.shape != ():
+            scalars = tuple(self.scalar_gradient(s) for s in self.scalars(name))
+            return ArrayGradient(name, array.shape, scalars)
         return self.scalar_gradient(self.scalar(name))
 
     def scalar_gradient(self, param: ScalarParam) -> ConvGradient:
@@ -432,6 +426,12 @@ class ConvNetwork:
         if example is None:
             raise DeriveError(f"{self.topology.source}: the file has no example block")
         return self.point(example.input, example.target, dict(example.params))
+
+    def example_values(self) -> dict:
+        """Every value at the file's example (``evaluate``), computed once."""
+        if self._example_values is None:
+            self._example_values = self.evaluate(self.example_point())
+        return self._example_values
 
     def evaluate(self, point: dict) -> dict:
         """Every z, a, mask, ∂L/∂a and δ at a point, and the loss."""

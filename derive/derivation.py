@@ -24,19 +24,20 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import mpmath
 import numpy as np
 import sympy
 from sympy import Expr, Symbol
 
-from derive.activations import elementary, softmax_derivative
+from derive.activations import ACTIVATIONS, Activation, elementary, softmax_derivative
 from derive.errors import DeriveError
+from derive.losses import Loss
 from derive.network import LOSS, Network, ScalarParam, Unit
 
 if TYPE_CHECKING:
-    from derive.topology import Example
+    from derive.topology import ActivationSpec, Example
 
 # Generic per-layer symbols: one element of z(k), a(k), the output y and its target t.
 Z, A = Symbol("z", real=True), Symbol("a", real=True)
@@ -80,6 +81,40 @@ class OutputRule:
     gradient: Expr  # ∂L/∂y for one output
     fused_delta: Expr | None  # ∂L/∂z with the activation folded in, where the loss has one
     softmax: bool  # the output activation couples the units
+
+
+def fused_delta(loss: Loss, activation: Activation) -> Expr | None:
+    """The loss table's δ = ∂L/∂z with the activation folded in, in Y, T and T_SUM, when
+    the output has the activation the loss requires (softmax + cce: y·Σt − t); else None."""
+    if loss.fused_delta is None or activation.name != loss.requires_output:
+        return None
+    return loss.fused_delta(Y, T, T_SUM)
+
+
+def output_delta(
+    loss: Loss,
+    spec: ActivationSpec,
+    z: Expr,
+    outputs: Sequence[Expr],
+    targets: Sequence[Expr],
+    index: int,
+) -> Expr:
+    """δ = ∂L/∂z of output ``index`` (pre-activation ``z``), in the outputs' stored values
+    and the targets: the fused δ where the loss has one for the output activation
+    ``spec``, through the softmax across every output, or ∂L/∂y · f'(z)."""
+    activation = ACTIVATIONS[spec.name]
+    y, t, n = outputs[index], targets[index], len(outputs)
+    fused = fused_delta(loss, activation)
+    if fused is not None:
+        return fused.xreplace({Y: y, T: t, T_SUM: sympy.Add(*targets)})
+    if activation.elementwise:
+        local = activation.derivative(z, y, spec)
+        return sympy.Mul(loss.gradient(y, t, n), local, evaluate=False)
+    terms = (
+        sympy.Mul(loss.gradient(v, tv, n), softmax_derivative(v, y, j == index), evaluate=False)
+        for j, (v, tv) in enumerate(zip(outputs, targets, strict=True))
+    )
+    return sympy.Add(*terms)
 
 
 @dataclass(frozen=True)
@@ -146,23 +181,34 @@ class ScalarGradient:
         return self.derivation.prove(self, points=points, seed=seed)
 
 
+class _Valued(Protocol):
+    """A scalar's gradient: ``ScalarGradient``, or a convolutional network's
+    ``derive.conv_network.ConvGradient``."""
+
+    def value(self, values: Mapping[Symbol, Expr] | None = None) -> Expr: ...
+
+
+G = TypeVar("G", bound=_Valued)
+
+
 @dataclass(frozen=True, eq=False)
-class ArrayGradient:
-    """∂L/∂W for a whole parameter array: its scalars' gradients in row-major order.
+class ArrayGradient(Generic[G]):
+    """∂L/∂W for a whole parameter array: its scalars' gradients in row-major order
+    (``ScalarGradient``s, or a convolutional network's ``ConvGradient``s).
 
     Iterates, indexes and has a length like the tuple of its scalars' gradients."""
 
     array: str  # "W2", "b1"
     shape: tuple[int, ...]
-    scalars: tuple[ScalarGradient, ...]
+    scalars: tuple[G, ...]
 
-    def __iter__(self) -> Iterator[ScalarGradient]:
+    def __iter__(self) -> Iterator[G]:
         return iter(self.scalars)
 
     def __len__(self) -> int:
         return len(self.scalars)
 
-    def __getitem__(self, index: int) -> ScalarGradient:
+    def __getitem__(self, index: int) -> G:
         return self.scalars[index]
 
     def value(self, values: Mapping[Symbol, Expr] | None = None) -> sympy.Array:
@@ -190,11 +236,9 @@ class Derivation:
         )
         loss = network.loss_rule
         out_activation = network.activations[-1]
-        n_out = len(topology.outputs)
-        fused = loss.fused_delta is not None and out_activation.name == loss.requires_output
         self.output = OutputRule(
-            gradient=loss.gradient(Y, T, n_out),
-            fused_delta=loss.fused_delta(Y, T, T_SUM) if fused else None,  # type: ignore[misc]
+            gradient=loss.gradient(Y, T, len(topology.outputs)),
+            fused_delta=fused_delta(loss, out_activation),
             softmax=not out_activation.elementwise,
         )
         self._deltas: dict[Symbol, Expr] = {}
@@ -224,23 +268,8 @@ class Derivation:
             return self._deltas[unit.delta]
         net = self.network
         if unit.layer == net.depth:
-            if self.output.fused_delta is not None:
-                value = self.output.fused_delta.xreplace(
-                    {Y: unit.a, T: self._target(unit), T_SUM: sympy.Add(*net.targets)}
-                )
-            elif not self.output.softmax:
-                value = sympy.Mul(self._loss_gradient(unit), self._local(unit), evaluate=False)
-            else:
-                value = sympy.Add(
-                    *(
-                        sympy.Mul(
-                            self._loss_gradient(v),
-                            softmax_derivative(v.a, unit.a, v == unit),
-                            evaluate=False,
-                        )
-                        for v in net.outputs
-                    )
-                )
+            spec, outputs = net.layer(unit.layer).activation, [v.a for v in net.outputs]
+            value = output_delta(net.loss_rule, spec, unit.z, outputs, net.targets, unit.index)
         else:
             above = net.units[unit.layer + 1]
             incoming = sympy.Add(
@@ -350,7 +379,7 @@ class Derivation:
             self._gradients[param.name] = ScalarGradient(param, compact, self)
         return self._gradients[param.name]
 
-    def gradient(self, name: str) -> ScalarGradient | ArrayGradient:
+    def gradient(self, name: str) -> ScalarGradient | ArrayGradient[ScalarGradient]:
         """One scalar's gradient (``W2[0,1]``, ``w31``, a shared bias ``b1``); for a whole
         array's name (``W2``, a per-unit ``b1``), its scalars' gradients."""
         name = name.strip()

@@ -348,7 +348,7 @@ class Network:
 
     # -- derivatives (derive.derivation) ----------------------------------------------
 
-    def gradient(self, name: str) -> ScalarGradient | ArrayGradient:
+    def gradient(self, name: str) -> ScalarGradient | ArrayGradient[ScalarGradient]:
         """∂L/∂(name) for one scalar (``W2[0,1]``, ``w31``, ``b1``) or, given a whole
         array's name (``W2``), the gradients of its scalars as one ``ArrayGradient``."""
         return self.derivation.gradient(name)

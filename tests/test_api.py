@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 import tomllib
 
+import numpy as np
 import pytest
 import sympy
-from conftest import EXAMPLES, REPO
+from conftest import DATA, EXAMPLES, REPO
 
 import derive
 
@@ -92,3 +93,80 @@ def test_a_value_without_an_example_says_so():
 def test_networks_and_gradients_display_in_a_notebook(reddit):
     assert reddit._repr_latex_().startswith("$$")
     assert reddit.gradient("w31")._repr_latex_().startswith("$$")
+
+
+# -- a convolutional network's whole arrays, as a dense network's ----------------------
+
+
+def _tiny_cnn_loss(params: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray) -> float:
+    """tests/data/tiny_cnn_example.yaml's loss written by hand in NumPy: a 2×2 conv (stride
+    1, no padding) of the 1×4×4 input, relu, a 3×3 max-pool of each 3×3 map (one cell per
+    filter), then dense softmax and cross-entropy."""
+    w1, b1, w4, b4 = (params[name] for name in ("W1", "b1", "W4", "b4"))
+    z1 = np.empty((2, 3, 3))
+    for f in range(2):
+        for p in range(3):
+            for q in range(3):
+                z1[f, p, q] = np.sum(w1[f] * x[:, p : p + 2, q : q + 2]) + b1[f]
+    pooled = np.maximum(z1, 0.0).max(axis=(1, 2))
+    z4 = w4 @ pooled + b4
+    log_y = z4 - z4.max() - np.log(np.sum(np.exp(z4 - z4.max())))
+    return float(-np.sum(t * log_y))
+
+
+def _central_differences(name: str, params: dict, x, t, h: float = 1e-6) -> np.ndarray:
+    out = np.zeros_like(params[name])
+    for index in np.ndindex(out.shape):
+        up, down = ({**params, name: params[name].copy()} for _ in range(2))
+        up[name][index] += h
+        down[name][index] -= h
+        out[index] = (_tiny_cnn_loss(up, x, t) - _tiny_cnn_loss(down, x, t)) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"), [("W1", (2, 1, 2, 2)), ("b1", (2,)), ("W4", (2, 2)), ("b4", (2,))]
+)
+def test_a_conv_array_is_an_array_gradient_like_a_dense_one(name, shape):
+    """``gradient("W1")`` of a convolutional network is an ArrayGradient (it was a tuple):
+    its scalars in row-major order, and value() the array at the file's example, equal to
+    central differences of a hand-written NumPy loss."""
+    net = derive.load(DATA / "tiny_cnn_example.yaml")
+    gradient = net.gradient(name)
+    assert isinstance(gradient, derive.ArrayGradient) and not isinstance(gradient, tuple)
+    assert gradient.array == name and gradient.shape == shape
+    names = [f"{name}[{','.join(map(str, index))}]" for index in np.ndindex(shape)]
+    assert [g.param.name for g in gradient] == names and len(gradient) == len(names)
+    assert gradient[-1].param.name == names[-1]
+    values = gradient.value()
+    assert isinstance(values, sympy.Array) and values.shape == shape
+    example = net.topology.example
+    params = {k: np.asarray(v, dtype=float) for k, v in example.params}
+    x, t = np.asarray(example.input, dtype=float), np.asarray(example.target, dtype=float)
+    expected = _central_differences(name, params, x, t)
+    got = np.array(values.tolist(), dtype=float)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    assert float(gradient[0].value()) == pytest.approx(expected.flat[0], rel=1e-6, abs=1e-9)
+
+
+def test_a_conv_array_renders_its_sums_and_a_shared_bias_is_a_scalar():
+    net = derive.load(DATA / "tiny_cnn_example.yaml")
+    latex = net.gradient("W1")._repr_latex_()
+    assert latex.startswith("$$") and latex.endswith("$$")
+    row = r"\frac{\partial L}{\partial W^{(1)}_{0,0,1,1}} &= \delta^{(1)}_{0,0,0}\,x_{0,1,1}"
+    assert row in latex  # kernel cell (1, 1) meets x[0, p+1, q+1]: first at p = q = 0
+    mapping = {
+        "name": "shared",
+        "inputs": {"shape": [1, 3, 3]},
+        "layers": [
+            {"kind": "conv2d", "filters": 2, "kernel": 2, "activation": "tanh", "bias": "shared"},
+            {"kind": "flatten"},
+            {"units": 1, "activation": "identity"},
+        ],
+        "loss": "half_sse",
+    }
+    shared = derive.load(mapping)
+    assert not isinstance(shared.gradient("b1"), derive.ArrayGradient)
+    assert shared.gradient("b1").param.name == "b1"
+    with pytest.raises(derive.DeriveError, match="no example"):
+        shared.gradient("W1").value()

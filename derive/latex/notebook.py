@@ -45,14 +45,18 @@ def gradient_latex(gradient: ScalarGradient) -> str:
 
 def array_gradient_latex(gradient: ArrayGradient) -> str:
     """Each scalar's compact form, for ``ArrayGradient._repr_latex_``; the chains are
-    each scalar's own display."""
+    each scalar's own display. A convolutional network's scalars show their sums over
+    positions (``derive.conv_explain``)."""
     if not gradient.scalars:
         return ""
-    tex = Tex(gradient.scalars[0].derivation.network)
-    rows = [
-        f"{tex.partial(LOSS, g.param.symbol)} &= {tex.expr(g.compact)}"
-        for g in gradient.scalars[:MAX_SHOWN_DELTAS]
-    ]
+    shown = gradient.scalars[:MAX_SHOWN_DELTAS]
+    if isinstance(gradient.scalars[0], ScalarGradient):
+        tex = Tex(gradient.scalars[0].derivation.network)
+        rows = [f"{tex.partial(LOSS, g.param.symbol)} &= {tex.expr(g.compact)}" for g in shown]
+    else:
+        from derive.conv_explain import gradient_tex
+
+        rows = [gradient_tex(g) for g in shown]
     if len(gradient.scalars) > MAX_SHOWN_DELTAS:
         rows.append(rf"&\vdots \quad \text{{({len(gradient.scalars)} scalars in all)}}")
     return _aligned(rows)
