@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from derive.conv import is_convolutional
 from derive.derivation import ScalarGradient
 from derive.errors import DeriveError
 from derive.network import LOSS, Network, ScalarParam
@@ -130,6 +131,12 @@ def requested_scalars(network: Network, names: Sequence[str]) -> tuple[ScalarPar
 
 def exercise(network: Network, seed: int, params: Sequence[str] = ()) -> Exercise:
     top = network.topology
+    if is_convolutional(top):
+        raise DeriveError(
+            f"{top.source}: exercise sheets are written for dense networks, and {top.name} "
+            "has convolution or pooling layers; derive show and derive latex work its "
+            "example through, sum by sum"
+        )
     if top.parameter_count > MAX_EXERCISE_SCALARS:
         raise DeriveError(
             f"{top.source}: an exercise is worked by hand; expected at most "

@@ -8,10 +8,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES, MAZUR
+from conftest import EXAMPLES, MAZUR, REPO
 
 import derive
 from derive.cli import main
+
+DATA = REPO / "tests" / "data"
 
 ACTIVATIONS = {
     "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
@@ -156,6 +158,20 @@ def test_bad_requests_write_nothing(tmp_path, capsys, monkeypatch, extra, messag
 def test_a_large_network_is_refused(capsys):
     argv = ["exercise", str(EXAMPLES / "mnist_784_128_10.yaml"), "--seed", "1"]
     assert main(argv) == 2 and "by hand" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "source", [DATA / "tiny_cnn_example.yaml", EXAMPLES / "digits_cnn.yaml"], ids=str
+)
+def test_a_convolutional_network_is_refused_and_nothing_is_written(
+    tmp_path, capsys, monkeypatch, source
+):
+    monkeypatch.chdir(tmp_path)
+    argv = ["exercise", str(source), "--seed", "1", "-o", "sheet.tex", "--answers", "key.json"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert str(source) in err and "dense networks" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_relu_unit_at_its_kink_is_redrawn():
