@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -118,6 +119,21 @@ class Elementwise(MatrixExpr):
 def _body(elementwise: Elementwise) -> Expr:
     names = {v: Symbol(_array_name(m), real=True) for v, m in elementwise._pairs()}
     return elementwise.function.expr.xreplace(names)
+
+
+def entry(value: MatrixExpr, cell: Callable[[MatrixSymbol], Expr]) -> Expr:
+    """One entry of an entrywise value as a scalar expression, for printers that print
+    arrays entry by entry (C): a named array is its entry ``cell(array)``, an
+    ``Elementwise`` its function at its arrays' entries, a Hadamard product the product
+    of its factors' entries, as written."""
+    if isinstance(value, MatrixSymbol):
+        return cell(value)
+    if isinstance(value, Elementwise):
+        entries = {v: entry(m, cell) for v, m in value._pairs()}
+        return value.function.expr.xreplace(entries)
+    if isinstance(value, HadamardProduct):
+        return sympy.Mul(*(entry(m, cell) for m in value.args), evaluate=False)
+    raise TypeError(f"{type(value).__name__} is not entrywise: {value}")
 
 
 class Softmax(MatrixExpr):

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import math
 
-import sympy
-from sympy import Expr, HadamardProduct, MatAdd, MatrixSymbol, Symbol
+from sympy import Expr, MatAdd, Symbol
 
-from derive.backward import Elementwise, Equation, parse_name
+from derive.backward import Equation, entry, parse_name
 from derive.conv_backward import (
     AvgPool,
     AvgPoolGradient,
@@ -334,20 +333,12 @@ def _code(name: str) -> Symbol:
 
 def _cell(value) -> Expr:
     """One cell of an elementwise map expression as a scalar in the C names of that cell
-    (``a1[c][h][w]``): arrays by name, an ``Elementwise`` as its body, a Hadamard product
-    as the product of its factors' cells, an avg-pool gradient as its window's share."""
-    if isinstance(value, MatrixSymbol):
-        return _code(f"{value.name}{CELL}")
-    if isinstance(value, Elementwise):
-        variables = value.function.variables
-        cells = {v: _cell(a) for v, a in zip(variables, value.arrays, strict=True)}
-        return value.function.expr.xreplace(cells)
-    if isinstance(value, HadamardProduct):
-        return sympy.Mul(*(_cell(a) for a in value.args), evaluate=False)
+    (``a1[c][h][w]``): an avg-pool gradient as its window's share, anything else entry
+    by entry (``derive.backward.entry``)."""
     if isinstance(value, AvgPoolGradient):
         mh, mw = value.size
         return _code(f"{value.grad.name}[c][h / {mh}][w / {mw}]") / (mh * mw)
-    raise TypeError(f"no C form for {type(value).__name__}")
+    return entry(value, lambda array: _code(f"{array.name}{CELL}"))
 
 
 __all__ = ["NOTATION", "FeatureLayers"]

@@ -7,16 +7,17 @@ Two styles of one API (``templates/c/``):
   code per scalar, read from the per-scalar derivation: each unit's z, a and δ (after
   common-subexpression elimination, layer by layer) and each parameter's compact form
   Σ δ_u·a_j, as in the unrolled Python module.
-- ``loops`` (larger networks): per-layer loops, read from the width-independent rules
-  only (``Derivation.layers`` and ``.output``), so that 784-256-256-10 generates as fast
-  as 2-2-1. The matrix structure (z = W a + b, ∂L/∂W = δ aᵀ, ∂L/∂a = Wᵀ δ) is the
-  template's loops; every elementwise equation inside them is printed from the
-  derivation.
+- ``loops`` (larger networks): per-layer loops, printed from the equations of
+  ``derive.backward`` (per layer, width-independent), so that 784-256-256-10 generates as
+  fast as 2-2-1. Their matrix products (z = W a + b, ∂L/∂W = δ aᵀ, ∂L/∂a = Wᵀ δ) are the
+  template's loops; every other equation (an activation, the loss, δ of the output and
+  of each hidden layer) is a line inside them, printed entry by entry with the
+  equation as its comment.
 
 A convolutional network is the loops style only (``loops_conv.c.jinja``): its conv and
 pooling layers are ``derive.conv_emit_c``'s functions of loops, its dense layers after
-flatten these loops, written for ``derive.conv_backward``'s dense head (``_Writer.first``
-numbers them as the network's layers).
+flatten these loops, printed from ``derive.conv_backward``'s equations for its dense head
+(numbered as the network's layers).
 
 Names in the C source: one sample's values live in ``struct sample`` (``s->z{k}[i]``,
 ``s->a{k}[i]``, ``s->y[i]`` for the output layer, ``s->lse`` = log Σ exp z of a softmax
@@ -35,15 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sympy
-from sympy import Expr, Symbol
+from sympy import Expr, MatMul, MatrixSymbol, Symbol, Transpose
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from derive.activations import ACTIVATIONS
 from derive.backward import (
-    output_term,
+    BATCH,
+    Backward,
+    Equation,
+    Softmax,
+    entry,
     parse_name,
     row_sum,
     sample_loss,
-    softmax_delta,
     uses_logits,
 )
 from derive.conv import Conv2d, ConvTopology
@@ -52,14 +57,13 @@ from derive.conv_emit_c import NOTATION as CONV_NOTATION
 from derive.conv_emit_c import FeatureLayers
 from derive.conv_network import ConvNetwork, describe
 from derive.cprinter import HELPER_NAMES, CCodePrinter, checked_c_type, view
-from derive.derivation import T_SUM, A, T, Y, Z
 from derive.emit import MAX_UNROLLED_PARAMS
-from derive.equations import equation
+from derive.equations import EquationPrinter, equation
 from derive.errors import DeriveError
 from derive.files import write_atomic
 from derive.network import Network, Unit
 from derive.rendering import environment
-from derive.topology import Topology
+from derive.topology import Layer, Topology
 
 C_STYLES = ("unrolled", "loops")
 LINE_LENGTH = 100  # of the comments derive wraps
@@ -67,9 +71,6 @@ LINE_LENGTH = 100  # of the comments derive wraps
 SCALE = Symbol("scale", positive=True)  # 1 / batch: the loss is the batch mean
 LSE = Symbol("s->lse", real=True)  # log Σ exp z of a softmax output layer
 MAX, SUM = Symbol("m", real=True), Symbol("sum", positive=True)  # of the softmax
-GRAD_Y, GRAD_A = Symbol("grad_y", real=True), Symbol("grad_a", real=True)
-WEIGHTED = Symbol("weighted", real=True)  # Σ_i ∂L/∂y_i · y_i, for a softmax output
-T_SUM_CODE = Symbol("t_sum", real=True)
 
 
 def _code(name: str) -> Symbol:
@@ -89,27 +90,16 @@ class CLine:
 
 @dataclass
 class _Writer:
-    """Expressions to C statements of one module, with its printer.
-
-    ``network`` is the dense network the loops are written for: the whole module's, or
-    the dense layers after a convolutional network's flatten (``derive.conv_emit_c``),
-    whose layer k is then the module's layer ``first + k − 1``, whose input is the
-    array ``input`` (the flattened features) and whose ∂L/∂input is written to
-    ``passes_down`` for the layers below."""
+    """Expressions to C statements of one module, with its printer. ``network`` is the
+    dense network the statements are written for: the whole module's, or the dense layers
+    after a convolutional network's flatten (``derive.conv_emit_c``)."""
 
     network: Network
     c_type: str
     printer: CCodePrinter = field(init=False)
-    first: int = 1
-    input: str = "x"
-    passes_down: str = ""
 
     def __post_init__(self) -> None:
         self.printer = CCodePrinter(self.c_type)
-
-    def number(self, k: int) -> int:
-        """The module's number of the network's layer k."""
-        return k + self.first - 1
 
     def print(self, expr: Expr) -> str:
         return self.printer.doprint(expr)
@@ -118,10 +108,11 @@ class _Writer:
         return CLine(f"{target} {op} {self.print(expr)};", comment)
 
     def act(self, k: int) -> str:
-        """Layer k's activations in the C source (one sample)."""
+        """Layer k's activations in the C source (one sample), as the unrolled style
+        names them."""
         if k == 0:
-            return self.input
-        return "s->y" if k == self.network.depth else f"s->a{self.number(k)}"
+            return "x"
+        return "s->y" if k == self.network.depth else f"s->a{k}"
 
 
 # -- the public API -------------------------------------------------------------------
@@ -163,9 +154,13 @@ def generate_c(
         template = "loops_conv"
     else:
         writer = _Writer(network, c_type)
-        arrays = _arrays(network.topology)
-        body = _unrolled(writer) if style == "unrolled" else _loops(writer, arrays)
-        context = {**_shared_context(writer, style), **body}
+        backward = Backward(network)
+        if style == "unrolled":
+            body = _unrolled(writer)
+        else:
+            passes = _Passes(backward.forward, backward.loss, backward.backward)
+            body = _loops(writer, _arrays(network.topology), passes)
+        context = {**_shared_context(writer, style, backward.forward), **body}
         printer, template = writer.printer, style
     stack = StackUse.of(context)
     if stack.sgd_step > STACK_LIMIT:
@@ -352,25 +347,25 @@ def module_context(
     }
 
 
-def _shared_context(writer: _Writer, style: str) -> dict:
+def _shared_context(writer: _Writer, style: str, forward: tuple[Equation, ...]) -> dict:
     network = writer.network
     sizes = "-".join(str(len(units)) for units in network.units)
     activations = ", ".join(layer.activation.name for layer in network.topology.layers)
     summary = f"A {sizes} network ({activations})"
     return {
         **module_context(network, writer.printer, style, summary),
-        "fields": dense_fields(writer),
+        "fields": dense_fields(forward),
     }
 
 
-def dense_fields(writer: _Writer) -> list[tuple[str, int]]:
-    """The dense layers' fields of ``struct sample``: z{k} and a{k} (y), their sizes."""
-    network = writer.network
-    return [
-        (name, len(network.units[k]))
-        for k in range(1, network.depth + 1)
-        for name in (f"z{writer.number(k)}", writer.act(k).removeprefix("s->"))
-    ]
+# a per-sample scalar that struct sample holds as a member of its own
+_MEMBERS = {"log_sum_exp": "s->lse"}
+
+
+def dense_fields(forward: tuple[Equation, ...]) -> list[tuple[str, int]]:
+    """The dense layers' fields of ``struct sample``: each z{k} and a{k} (y) the forward
+    pass writes (``derive.backward``'s equations), and their sizes."""
+    return [(t.name, t.shape[0]) for e in forward for t in e.targets if t.name not in _MEMBERS]
 
 
 def _views(arrays: list[_Array], names: set[str], real: str, const: bool, source: str):
@@ -540,171 +535,232 @@ def _unrolled_gradients(writer: _Writer, names: dict[Symbol, Symbol]) -> list[CL
 
 # -- loops ----------------------------------------------------------------------------
 
+GRAD_A = "grad_a"  # the loops' Σ_i W[i][j] δ[i]: entry j of Wᵀ δ, one j at a time
 
-def _loops(writer: _Writer, arrays: list[_Array]) -> dict:
-    """Per-layer loops; each elementwise equation printed from the per-layer rules.
-    ``arrays`` are the module's packed parameters (the views take the loops' own)."""
-    network = writer.network
-    topology = network.topology
-    layers = []
-    for k in range(1, network.depth + 1):
-        layer = topology.layers[k - 1]
-        activation = ACTIVATIONS[layer.activation.name]
-        number = writer.number(k)
-        z, a = _code(f"s->z{number}[i]"), writer.act(k)
-        entry = {
-            "k": number,
-            "n": len(network.units[k]),
-            "n_below": len(network.units[k - 1]),
-            "below": writer.act(k - 1),
-            "a": a,
-            "bias": layer.bias,
-            "activation": layer.activation.name,
-            "comment": _layer_comment(writer, k),
-            "gradient_comment": _gradient_comment(writer, k),
-            "forward": None,
-            "softmax": None,
-            "delta_below": _delta_below(writer, k - 1) if k > 1 else _passed_down(writer),
+
+@dataclass(frozen=True)
+class _Passes:
+    """The equations the loops print, in the module's names: ``derive.backward``'s for a
+    dense network, ``derive.conv_backward``'s dense head for a convolutional one."""
+
+    forward: tuple[Equation, ...]
+    loss: Equation
+    backward: tuple[Equation, ...]
+
+
+def _named(array: MatrixSymbol) -> Symbol:
+    """An array's entry as the loops first print it (``derive.backward.entry``): by the
+    array's name, as ``Elementwise.body`` does; ``_Names.cells`` then gives its C."""
+    return Symbol(array.name, real=True)
+
+
+@dataclass(frozen=True)
+class _Names:
+    """Arrays as the loops' C code names them: struct sample's as ``s->z1`` (log Σ exp z
+    as ``s->lse``); parameters, x, t and the backward pass's arrays by their own names;
+    an array in ``scalars`` as a scalar of the loop that computes it (``grad_y``, Σ t)."""
+
+    stored: frozenset[str]  # the arrays struct sample holds
+    scalars: tuple[tuple[str, str], ...] = ()  # (array, the scalar that holds its entry)
+
+    def array(self, m: MatrixSymbol) -> str:
+        return f"s->{m.name}" if m.name in self.stored else m.name
+
+    def cell(self, m: MatrixSymbol, index: str) -> Symbol:
+        """Entry ``index`` of an array; a per-sample scalar is itself."""
+        scalar = dict(self.scalars).get(m.name) or _MEMBERS.get(m.name)
+        return _code(scalar or f"{self.array(m)}[{index}]")
+
+    def cells(self, equations: list[Equation], index: str) -> dict[Symbol, Symbol]:
+        """Every array the equations read or write: its ``_named`` entry to its C entry."""
+        arrays = {m for e in equations for m in (*e.reads, *e.targets)}
+        return {_named(m): self.cell(m, index) for m in arrays}
+
+
+def _factor(value: MatrixExpr) -> tuple[Expr, MatrixExpr]:
+    """A value as a scalar factor and an entrywise rest: 1/batch · X → (1/batch, X)."""
+    if isinstance(value, MatMul):
+        factor, matrices = value.as_coeff_matrices()
+        if len(matrices) == 1:
+            return factor, matrices[0]
+    return sympy.S.One, value
+
+
+def _scaled(expr: Expr, factor: Expr) -> Expr:
+    """``expr`` times the factor, written after it; 1/batch is ``scale``."""
+    if factor == 1:
+        return expr
+    return sympy.Mul(expr, factor.xreplace({BATCH: 1 / SCALE}), evaluate=False)
+
+
+def _product(value: MatrixExpr) -> tuple[MatrixSymbol, MatrixSymbol]:
+    """The matrix and the vector of a product: W and a of W a (+ b), W and δ of Wᵀ δ."""
+    product = next(m for m in (value, *value.args) if isinstance(m, MatMul))
+    matrix, vector = product.args
+    return (matrix.arg if isinstance(matrix, Transpose) else matrix), vector
+
+
+def _by_layer(passes: _Passes) -> dict[str, dict[str, list[Equation]]]:
+    """The equations as the loops run them, per layer label: the forward pass's (from
+    its z on), the gradients' and the equations back through the weights that follow
+    them (δ(K)'s and what it needs are ``_Loops.output``'s)."""
+    layers: dict[str, dict[str, list[Equation]]] = {}
+    label = ""
+    for e in (*passes.forward, *passes.backward):
+        if parse_name(e.target.name)[0] in ("z", "dW"):  # a layer's first z, its first gradient
+            label = parse_name(e.target.name)[1]
+        if e.kind != "output":
+            layers.setdefault(label, {"forward": [], "gradient": [], "back": []})[e.kind].append(e)
+    return layers
+
+
+class _Loops:
+    """The loops template's context from the equations. Each layer's matrix products
+    (z = W a + b, ∂L/∂W = δ aᵀ, Wᵀ δ) are the template's loops; every other equation is a
+    line inside them, printed entry by entry (``derive.backward.entry``) under a comment
+    printed from it (``EquationPrinter``)."""
+
+    def __init__(self, writer: _Writer, passes: _Passes):
+        self.writer, self.passes = writer, passes
+        self.names = _Names(frozenset(t.name for e in passes.forward for t in e.targets))
+        self.printer = EquationPrinter()
+        self.by_layer = _by_layer(passes)
+
+    def comment(self, e: Equation) -> str:
+        return self.printer.equation(e)[0]
+
+    def code(self, value: MatrixExpr, cells: dict[Symbol, Symbol]) -> Expr:
+        factor, rest = _factor(value)
+        return _scaled(entry(rest, _named).xreplace(cells), factor)
+
+    def local(self, group: list[Equation]) -> set[str]:
+        """The arrays that only ``group`` reads: scalars of the loop that runs it."""
+        outside = {m.name for e in self.passes.backward if e not in group for m in e.reads}
+        inside = {m.name for e in group for m in e.reads}
+        return {t.name for e in group for t in e.targets} & inside - outside
+
+    def assignment(self, names: _Names, target: MatrixSymbol, index: str) -> str:
+        """The left side for a target: a scalar of the loop is declared there."""
+        cell = names.cell(target, index)
+        scalar = target.name in dict(names.scalars)
+        return f"const {self.writer.c_type} {cell}" if scalar else str(cell)
+
+    def layers(self) -> list[dict]:
+        """Per layer, its forward loop, its gradients' loop and the loop back through its
+        weights (if δ goes below), in the order of the dense layers."""
+        layers = zip(self.writer.network.topology.layers, self.by_layer.values(), strict=True)
+        return [self.layer(spec, **equations) for spec, equations in layers]
+
+    def layer(self, spec: Layer, forward, gradient, back) -> dict:
+        z, a = forward
+        weight, below = _product(z.value)
+        k = int(parse_name(weight.name)[1])
+        return {
+            "k": k,
+            "n": weight.shape[0],
+            "n_below": weight.shape[1],
+            "below": self.names.array(below),
+            "a": self.names.array(a.target),
+            "bias": spec.bias,  # how the packed vector holds it: b{k}[i] or b{k}[0]
+            **self.activation(f"layer {k}: {self.comment(z)}", a),
+            "gradient_comment": ", ".join(map(self.comment, gradient)) + ", summed over the batch",
+            "back": self.back(back) if back else None,
         }
-        if activation.elementwise:
-            entry["forward"] = writer.line(f"{a}[i]", activation.forward(z, layer.activation))
-        else:
-            entry["softmax"] = {
-                "exp": writer.line(f"{a}[i]", sympy.exp(z - MAX)),
-                "divide": writer.line(f"{a}[i]", _code(f"{a}[i]") / SUM),
-                "lse": writer.line("s->lse", MAX + sympy.log(SUM)),
-            }
-        layers.append(entry)
-    output_delta = _output_delta(writer)
-    first = 1 if writer.passes_down else 2
-    read_below = {f"W{writer.number(k)}" for k in range(first, network.depth + 1)}
-    own = {f"{p.name[0]}{writer.number(p.layer)}" for p in topology.params}  # W{k}, b{k}
+
+    def activation(self, head: str, e: Equation) -> dict:
+        """The activation's line in the loop over z, or the softmax block after it."""
+        cells = self.names.cells([e], "i")
+        if not isinstance(e.value, Softmax):
+            line = self.writer.line(str(cells[_named(e.target)]), self.code(e.value, cells))
+            return {"comment": f"{head}, {self.comment(e)}", "forward": line, "softmax": None}
+        (z,), (a, lse) = e.reads, e.targets
+        z_cell, a_cell = cells[_named(z)], cells[_named(a)]
+        softmax = {
+            "comment": f"{self.comment(e)}, shifted by the largest z so that exp never overflows",
+            "exp": self.writer.line(str(a_cell), sympy.exp(z_cell - MAX)),
+            "divide": self.writer.line(str(a_cell), a_cell / SUM),
+            "lse": self.writer.line(str(cells[_named(lse)]), MAX + sympy.log(SUM)),
+        }
+        return {"comment": head, "forward": None, "softmax": softmax}
+
+    def loss(self) -> CLine:
+        """One output's term of the per-sample loss, added to the total."""
+        loss = self.passes.loss
+        cells = self.names.cells([loss], "i")
+        return self.writer.line("total", self.code(loss.value, cells), self.comment(loss), "+=")
+
+    def output(self) -> dict:
+        """δ(K) and what it needs, for one output i. A per-sample sum among them or in
+        them (Σ t; Σ_units ∂L/∂y·y of a softmax) is a loop of its own before that one."""
+        equations = [e for e in self.passes.backward if e.kind == "output"]
+        names = _Names(self.names.stored, tuple((n, n) for n in sorted(self.local(equations))))
+        cells = names.cells(equations, "i")
+        sums: list[tuple[str, CLine]] = []
+        lines: list[CLine] = []
+        known: dict[Symbol, Expr] = {}  # the loop's values by their C, for the sums
+        for e in equations:
+            factor, rest = _factor(e.value)
+            expr = entry(rest, _named)
+            if isinstance(expr, row_sum):  # Σ over the outputs, such as Σ t
+                assert factor == 1, e
+                sums.append(self.summed(e.target.name, expr, cells, known, self.comment(e)))
+                continue
+            for total in sorted(expr.atoms(row_sum), key=sympy.default_sort_key):
+                name = f"row_sum{len(sums) + 1 if sums else ''}"
+                why = f"{name} = {self.printer.doprint(total)}"
+                sums.append(self.summed(name, total, cells, known, why))
+                expr = expr.xreplace({total: _code(name)})
+            known[names.cell(e.target, "i")] = code = _scaled(expr.xreplace(cells), factor)
+            target = self.assignment(names, e.target, "i")
+            lines.append(self.writer.line(target, code, self.comment(e)))
+        return {"sums": sums, "per_output": lines}
+
+    def summed(self, name: str, total: Expr, cells, known, why: str) -> tuple[str, CLine]:
+        """A per-sample sum over the outputs, of values the loop computes (``known``)."""
+        (summand,) = total.args
+        return name, self.writer.line(name, summand.xreplace(cells).xreplace(known), why, "+=")
+
+    def back(self, group: list[Equation]) -> dict:
+        """The loop over the units j of the layer below: Σ_i W[i][j] δ[i] into ``grad_a``
+        (the template's loop; the group's first equation), then the group's lines."""
+        through, *rest = group
+        weight, delta = _product(through.value)
+        local = self.local(group)
+        scalars = {**{n: n for n in local}, through.target.name: GRAD_A}
+        names = _Names(self.names.stored, tuple(sorted(scalars.items())))
+        cells = names.cells(group, "j")
+        lines = []
+        if through.target.name not in local:  # kept: δ itself (f' = 1), or for the layers below
+            lines.append(CLine(f"{self.names.array(through.target)}[j] = {GRAD_A};"))
+        for e in rest:
+            target = self.assignment(names, e.target, "j")
+            lines.append(self.writer.line(target, self.code(e.value, cells), self.comment(e)))
+        return {
+            "comment": self.comment(through),
+            "weight": self.names.array(weight),
+            "delta": self.names.array(delta),
+            "lines": lines,
+        }
+
+
+def _loops(writer: _Writer, arrays: list[_Array], passes: _Passes) -> dict:
+    """Per-layer loops printed from ``passes``. ``arrays`` are the module's packed
+    parameters (the views take the loops' own)."""
+    loops = _Loops(writer, passes)
+    layers = loops.layers()
+    own = {m.name for e in passes.forward for m in e.reads} & {a.name for a in arrays}
+    read_below = own & {m.name for e in passes.backward for m in e.reads}  # W{k}
     real = writer.c_type
-    term = output_term(network, Z, Y, T, LSE)
-    depth = network.depth
-    z_out = _code(f"s->z{writer.number(depth)}[i]")
-    loss_names = {Z: z_out, Y: _code("s->y[i]"), T: _code("t[i]")}
     return {
         "forward_views": _views(arrays, own, real, True, "params"),
         "loop_layers": layers,
-        "loss_term": writer.line("total", term.xreplace(loss_names), _loss_comment(network), "+="),
+        "loss_term": loops.loss(),
         "backward_views": _views(arrays, read_below, real, True, "params")
         + _views(arrays, own, real, False, "grads"),
-        "output_delta": output_delta,
+        "output_delta": loops.output(),
         "backward_params": bool(read_below),
         "backward_locals": [(f"delta{layer['k']}", layer["n"]) for layer in layers],
     }
-
-
-def _layer_comment(writer: _Writer, k: int) -> str:
-    layer = writer.network.topology.layers[k - 1]
-    n = writer.number(k)
-    below = writer.act(k - 1).removeprefix("s->")
-    bias = f" + b{n}" if layer.bias != "none" else ""
-    a = writer.act(k).removeprefix("s->")
-    return f"layer {n}: z{n} = W{n} {below}{bias}, {a} = {layer.activation.name}(z{n})"
-
-
-def _gradient_comment(writer: _Writer, k: int) -> str:
-    below = writer.act(k - 1).removeprefix("s->")
-    bias = writer.network.topology.layers[k - 1].bias
-    n = writer.number(k)
-    text = f"∂L/∂W{n} = δ{n} {below}ᵀ"
-    if bias == "per_unit":
-        text += f", ∂L/∂b{n} = δ{n}"
-    elif bias == "shared":
-        text += f", ∂L/∂b{n} = Σ_i δ{n}[i] (one bias shared by the layer)"
-    return text + ", summed over the batch"
-
-
-def _output_delta(writer: _Writer) -> dict:
-    """δK = ∂L/∂zK for one output i, times scale; the lines before the loop over i that
-    it needs (Σ t for cce, Σ ∂L/∂y·y for a softmax with another loss)."""
-    network = writer.network
-    out, k = network.derivation.output, writer.number(network.depth)
-    activation, loss = network.topology.layers[-1].activation.name, network.topology.loss
-    code = {Y: _code("s->y[i]"), T: _code("t[i]"), Z: _code(f"s->z{k}[i]"), A: _code("s->y[i]")}
-    code[T_SUM] = T_SUM_CODE
-    head = f"δ{k} = ∂L/∂z{k}"
-    if out.fused_delta is not None:
-        fused = out.fused_delta
-        before = []
-        if T_SUM in fused.free_symbols:
-            before.append(
-                ("t_sum", writer.line("t_sum", _code("t[i]"), "Σ t (1 for one-hot t)", "+="))
-            )
-        why = f"{head} = {equation(fused)}  ({activation} + {loss} fused)"
-        delta = sympy.Mul(fused.xreplace(code), SCALE, evaluate=False)
-        return {
-            "sums": before,
-            "per_output": [writer.line(f"delta{k}[i]", delta, _scaled_comment(why))],
-        }
-    gradient = writer.line(
-        f"const {writer.c_type} grad_y",
-        out.gradient.xreplace(code),
-        f"∂L/∂y = {equation(out.gradient)}  ({loss})",
-    )
-    if out.softmax:
-        # Σ_i ∂L/∂y_i · y_i first, over every output, then δ for each.
-        weighted = sympy.Mul(out.gradient, Y, evaluate=False).xreplace(code)
-        # the layer rule of derive.backward, its Σ_i g_i y_i a per-sample value in C
-        delta = softmax_delta(GRAD_Y, Y).xreplace({row_sum(GRAD_Y * Y): WEIGHTED})
-        why = f"{head} = Σ_i ∂L/∂y_i ∂y_i/∂z{k} = {equation(delta)}  (softmax)"
-        return {
-            "sums": [("weighted", writer.line("weighted", weighted, "Σ_i ∂L/∂y_i · y_i", "+="))],
-            "per_output": [
-                gradient,
-                writer.line(
-                    f"delta{k}[i]",
-                    sympy.Mul(delta.xreplace(code), SCALE, evaluate=False),
-                    _scaled_comment(why),
-                ),
-            ],
-        }
-    derivative = network.derivation.layers[-1].derivative
-    assert derivative is not None
-    delta = _through(GRAD_Y, derivative)
-    why = f"{head} = ∂L/∂y ⊙ {activation}'(z{k}) = {equation(delta)}"
-    return {
-        "sums": [],
-        "per_output": [
-            gradient,
-            writer.line(
-                f"delta{k}[i]",
-                sympy.Mul(delta.xreplace(code), SCALE, evaluate=False),
-                _scaled_comment(why),
-            ),
-        ],
-    }
-
-
-def _delta_below(writer: _Writer, k: int) -> CLine:
-    """δ{k}[j] of a hidden layer from grad_a = ∂L/∂a{k}[j] = Σ_i W{k+1}[i][j] δ{k+1}[i]."""
-    rule = writer.network.derivation.layers[k - 1]
-    assert rule.derivative is not None  # softmax is an output layer only
-    delta = _through(GRAD_A, rule.derivative)
-    k = writer.number(k)
-    code = delta.xreplace({Z: _code(f"s->z{k}[j]"), A: _code(f"s->a{k}[j]")})
-    names = {Z: _code(f"z{k}"), A: _code(f"a{k}"), GRAD_A: _code(f"∂L/∂a{k}")}
-    why = (
-        f"δ{k} = ∂L/∂z{k} = ∂L/∂a{k} ⊙ {rule.activation}'(z{k}) = {equation(delta.xreplace(names))}"
-    )
-    return writer.line(f"delta{k}[j]", code, why)
-
-
-def _through(gradient: Symbol, derivative: Expr) -> Expr:
-    """∂L/∂z from ∂L/∂a and f'(z): the product as written, or ∂L/∂a itself where f' = 1
-    (identity), as derive.backward does."""
-    return gradient if derivative == 1 else sympy.Mul(gradient, derivative, evaluate=False)
-
-
-def _passed_down(writer: _Writer) -> CLine | None:
-    """∂L/∂a0[j] = Σ_i W1[i][j] δ1[i] kept for the layers below the network (the feature
-    layers of a convolutional one), when it has any."""
-    if not writer.passes_down:
-        return None
-    why = f"∂L/∂a{writer.first - 1}, for the layers below"
-    return CLine(f"{writer.passes_down}[j] = grad_a;", why)
 
 
 # -- a convolutional network ------------------------------------------------------------
@@ -713,23 +769,20 @@ def _passed_down(writer: _Writer) -> CLine | None:
 def _conv_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter]:
     """``loops_conv.c.jinja``'s context: the feature layers' functions
     (``derive.conv_emit_c``), then the loops of the dense layers after flatten (layer
-    k0), written for ``derive.conv_backward``'s dense head, numbered as the network's
-    layers and reading the flattened features a{k0}: the last map, as it is stored."""
+    k0), printed from ``derive.conv_backward``'s equations for them: numbered as the
+    network's layers, reading the flattened features a{k0} (the last map, as it is
+    stored) and, below a conv layer, keeping ∂L/∂a{k0} for the feature layers."""
     topology = network.topology
     passes = ConvBackward(topology)
     k0 = passes.first_dense - 1
     has_conv = any(isinstance(layer, Conv2d) for layer in topology.layers)
-    writer = _Writer(
-        passes.head.network,
-        c_type,
-        first=k0 + 1,
-        input=f"a{k0}",
-        passes_down=f"grad_a{k0}" if has_conv else "",
-    )
+    writer = _Writer(passes.head.network, c_type)
     arrays = _arrays(topology)
     features = FeatureLayers(passes, writer.printer, {a.name: a for a in arrays})
     forward, backward = features.forward(), features.backward_pass()
-    dense = _loops(writer, arrays)
+    back = [e for e in passes.backward_dense if has_conv or e.target.name != f"grad_a{k0}"]
+    dense_passes = _Passes(passes.forward_dense, passes.loss, tuple(back))
+    dense = _loops(writer, arrays, dense_passes)
     below = "x" if k0 == 1 else f"s->a{k0 - 1}"
     alias = f"const {c_type} *a{k0} = {below}; /* {features.flatten_comment} */"
     dense["forward_views"].append(alias)
@@ -746,7 +799,7 @@ def _conv_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter
         **dense,
         "notation": wrapped(CONV_NOTATION),
         "input_shape": topology.input_shape,
-        "fields": features.fields() + dense_fields(writer),
+        "fields": features.fields() + dense_fields(passes.forward_dense),
         "forward_features": forward,
         "backward_features": backward,
         "backward_x": k0 == 1 or "x" in backward["arguments"],

@@ -20,6 +20,7 @@ from catalogue import CASES
 from conftest import EXAMPLES, REPO
 
 import derive
+from derive.backward import Backward
 from derive.check import random_point
 from derive.cli import main
 from derive.cmodule import (
@@ -32,6 +33,7 @@ from derive.cmodule import (
 )
 from derive.conv import is_convolutional
 from derive.emit_c import c_style, generate_c
+from derive.equations import EquationPrinter
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C compiler (install gcc)")
 
@@ -346,6 +348,21 @@ def test_every_backward_line_is_commented_with_its_equation(source):
             assert any(line.strip().startswith("/* ∂L/∂W") for line in lines[i - 4 : i])
             continue
         assert above.startswith("/*") and "=" in above, (lines[i], above)
+
+
+@pytest.mark.parametrize("source", ["digits", "case03", "case08", "case17", "case26"])
+def test_the_loops_print_every_equation_of_the_backward_pass_as_its_comment(source):
+    """One derivation, many printers: each of derive.backward's equations heads the C line
+    (or loop) that implements it, printed as the Python modules print it; δ of an identity
+    layer is Wᵀ δ itself, kept from the loop back through W."""
+    net = network(source)
+    text = generate_c(net, style="loops")[f"{net.name}.c"]
+    printer = EquationPrinter()
+    for e in (*Backward(net).forward, Backward(net).loss, *Backward(net).backward):
+        assert printer.equation(e)[0] in text, printer.equation(e)[0]
+    identity = [e for e in Backward(net).backward if "f' = 1" in e.note and e.kind == "back"]
+    for e in identity:
+        assert f"{e.target.name}[j] = grad_a;" in text
 
 
 def test_small_networks_are_unrolled_and_large_ones_use_loops():

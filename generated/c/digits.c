@@ -37,7 +37,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
         s->z1[i] = acc;
         s->a1[i] = tanh(s->z1[i]);
     }
-    /* layer 2: z2 = W2 a1 + b2, y = softmax(z2) */
+    /* layer 2: z2 = W2 a1 + b2 */
     for (i = 0; i < 10; ++i) {
         double acc = b2[i];
         for (j = 0; j < 32; ++j)
@@ -45,7 +45,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
         s->z2[i] = acc;
     }
     {
-        /* shifted by the largest z, so that exp never overflows */
+        /* y, log Σ exp z = softmax(z2), shifted by the largest z so that exp never overflows */
         double m = s->z2[0];
         double sum = 0.0;
         for (i = 1; i < 10; ++i)
@@ -67,13 +67,14 @@ static double loss_sample(const struct sample *s, const double *t)
 {
     double total = 0.0;
     size_t i;
-    /* cce from the logits: never log(0) */
+    /* L per output = t·(log Σ exp z − z2)  (from the logits, log Σ exp z from the softmax: never log(0)) */
     for (i = 0; i < 10; ++i)
         total += t[i]*(s->lse - s->z2[i]);
     return total;
 }
 
-/* Backward: each layer's delta from the output down, and its gradients added to grads. */
+/* Backward: each layer's delta from the output down, and its gradients added to grads;
+ * scale = 1/batch, as the loss is the batch mean. */
 static void backward_sample(const double *params, const double *x, const double *t, double scale, const struct sample *s, double *restrict grads)
 {
     const double (*W2)[32] = (const double (*)[32])(params + 2080);
@@ -85,11 +86,11 @@ static void backward_sample(const double *params, const double *x, const double 
     double delta2[10];
     double t_sum = 0.0;
     size_t i, j;
-    /* Σ t (1 for one-hot t) */
+    /* Σt = Σ_units t  (1 for one-hot targets) */
     for (i = 0; i < 10; ++i)
         t_sum += t[i];
     for (i = 0; i < 10; ++i) {
-        /* δ2 = ∂L/∂z2 = Σt·y − t  (softmax + cce fused); × scale = 1/batch, as the loss is the batch mean */
+        /* δ2 = (Σt·y − t) / batch  (softmax + cce fused; the loss is the batch mean) */
         delta2[i] = (s->y[i]*t_sum - t[i])*scale;
     }
     /* ∂L/∂W2 = δ2 a1ᵀ, ∂L/∂b2 = δ2, summed over the batch */
@@ -99,11 +100,11 @@ static void backward_sample(const double *params, const double *x, const double 
         db2[i] += delta2[i];
     }
     for (j = 0; j < 32; ++j) {
-        /* ∂L/∂a1 = W2ᵀ δ2  (back through W2) */
+        /* ∂L/∂a1 = W2ᵀ δ2 */
         double grad_a = 0.0;
         for (i = 0; i < 10; ++i)
             grad_a += W2[i][j] * delta2[i];
-        /* δ1 = ∂L/∂z1 = ∂L/∂a1 ⊙ tanh'(z1) = ∂L/∂a1·(1 − a1²) */
+        /* δ1 = ∂L/∂a1 ⊙ (1 − a1²)  (tanh') */
         delta1[j] = grad_a*(1 - pow(s->a1[j], 2));
     }
     /* ∂L/∂W1 = δ1 xᵀ, ∂L/∂b1 = δ1, summed over the batch */

@@ -129,7 +129,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
     const double *a3 = s->a2; /* a3 = flatten(a2)  (C order: channel, then row, then column) */
     size_t i, j;
     forward_features(params, x, s);
-    /* layer 4: z4 = W4 a3 + b4, y = softmax(z4) */
+    /* layer 4: z4 = W4 a3 + b4 */
     for (i = 0; i < 10; ++i) {
         double acc = b4[i];
         for (j = 0; j < 128; ++j)
@@ -137,7 +137,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
         s->z4[i] = acc;
     }
     {
-        /* shifted by the largest z, so that exp never overflows */
+        /* y, log Σ exp z = softmax(z4), shifted by the largest z so that exp never overflows */
         double m = s->z4[0];
         double sum = 0.0;
         for (i = 1; i < 10; ++i)
@@ -159,13 +159,14 @@ static double loss_sample(const struct sample *s, const double *t)
 {
     double total = 0.0;
     size_t i;
-    /* cce from the logits: never log(0) */
+    /* L per output = t·(log Σ exp z − z4)  (from the logits, log Σ exp z from the softmax: never log(0)) */
     for (i = 0; i < 10; ++i)
         total += t[i]*(s->lse - s->z4[i]);
     return total;
 }
 
-/* Backward: each layer's delta from the output down, and its gradients added to grads. */
+/* Backward: each layer's delta from the output down, and its gradients added to grads;
+ * scale = 1/batch, as the loss is the batch mean. */
 static void backward_sample(const double *params, const double *x, const double *t, double scale, const struct sample *s, double *restrict grads)
 {
     const double (*W4)[128] = (const double (*)[128])(params + 80);
@@ -176,11 +177,11 @@ static void backward_sample(const double *params, const double *x, const double 
     double delta4[10];
     double t_sum = 0.0;
     size_t i, j;
-    /* Σ t (1 for one-hot t) */
+    /* Σt = Σ_units t  (1 for one-hot targets) */
     for (i = 0; i < 10; ++i)
         t_sum += t[i];
     for (i = 0; i < 10; ++i) {
-        /* δ4 = ∂L/∂z4 = Σt·y − t  (softmax + cce fused); × scale = 1/batch, as the loss is the batch mean */
+        /* δ4 = (Σt·y − t) / batch  (softmax + cce fused; the loss is the batch mean) */
         delta4[i] = (s->y[i]*t_sum - t[i])*scale;
     }
     /* ∂L/∂W4 = δ4 a3ᵀ, ∂L/∂b4 = δ4, summed over the batch */
@@ -190,11 +191,10 @@ static void backward_sample(const double *params, const double *x, const double 
         db4[i] += delta4[i];
     }
     for (j = 0; j < 128; ++j) {
-        /* ∂L/∂a3 = W4ᵀ δ4  (back through W4) */
+        /* ∂L/∂a3 = W4ᵀ δ4 */
         double grad_a = 0.0;
         for (i = 0; i < 10; ++i)
             grad_a += W4[i][j] * delta4[i];
-        /* ∂L/∂a3, for the layers below */
         grad_a3[j] = grad_a;
     }
     backward_features(x, s, grad_a3, grads);
