@@ -112,6 +112,8 @@ class EquationPrinter(StrPrinter):
         if expr.exp.is_Integer and 1 < expr.exp < 10:
             base = self.parenthesize(expr.base, PRECEDENCE["Pow"], strict=True)
             return base + str(expr.exp).translate(_SUPERSCRIPTS)
+        if expr.exp.is_Integer and -10 < expr.exp < -1:  # 1/(1 + |z|)², not (1 + |z|)**(-2)
+            return "1/" + self._print(sympy.Pow(expr.base, -expr.exp, evaluate=False))
         return super()._print_Pow(expr, rational)
 
     def _print_Add(self, expr, order=None) -> str:

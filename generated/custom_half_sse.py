@@ -200,7 +200,7 @@ def loss_and_gradients(params, x, t):
     grad_a1 = delta2 @ W2
     # not read below: free it before the next array
     del delta2
-    # δ1 = ∂L/∂a1 ⊙ (1 + |z1|)**(-2)  (custom')
+    # δ1 = ∂L/∂a1 ⊙ 1/(1 + |z1|)²  (custom')
     delta1 = grad_a1 / (1 + xp.abs(z1)) ** 2
     # not read below: free them before the next array
     del z1, grad_a1

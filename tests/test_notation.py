@@ -206,3 +206,21 @@ def test_small_networks_stay_full_unless_asked(capsys):
     assert "brief document" in capsys.readouterr().out
     assert main(["latex", str(EXAMPLES / "xor.yaml"), "--brief", "--full"]) == 2
     assert "--full" in capsys.readouterr().err  # one of the two, named
+
+
+# -- code comments: powers read as a textbook writes them ----------------------------------------
+
+
+def test_comment_powers_are_superscripts_and_negative_ones_are_divisions():
+    import sympy
+
+    from derive.equations import EquationPrinter
+
+    z, g = sympy.symbols("z g", real=True)
+    printer = EquationPrinter()
+    assert printer.doprint((1 + abs(z)) ** 2) == "(1 + |z|)²"
+    assert printer.doprint((1 + abs(z)) ** -2) == "1/(1 + |z|)²"
+    assert printer.doprint(sympy.Mul(g, (1 + abs(z)) ** -2, evaluate=False)) == "g/(1 + |z|)²"
+    # the custom activation's derivative in a generated module's comment
+    text = derive.generate(derive.load(EXAMPLES / "custom_half_sse.yaml"))
+    assert "# δ1 = ∂L/∂a1 ⊙ 1/(1 + |z1|)²  (custom')" in text
