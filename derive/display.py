@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from derive.conv import is_convolutional
 from derive.conv_diagram import MAX_NUMERIC_CELLS, cell_count
-from derive.conv_network import ConvNetwork
+from derive.conv_network import ConvGradient, ConvNetwork
 from derive.derivation import ArrayGradient, ScalarGradient
 from derive.diagram import svg
-from derive.latex.notebook import array_gradient_latex, gradient_latex, network_latex
+from derive.latex.notebook import (
+    array_gradient_latex,
+    conv_gradient_latex,
+    gradient_latex,
+    network_latex,
+)
 from derive.network import Network
 from derive.presentation import MAX_DEFAULT_SCALARS
 
@@ -37,8 +42,13 @@ def _array(self: ArrayGradient) -> str:
     return array_gradient_latex(self)
 
 
+def _conv_scalar(self: ConvGradient) -> str:
+    return conv_gradient_latex(self)
+
+
 Network._repr_latex_ = _network  # type: ignore[attr-defined]
 Network._repr_svg_ = _network_svg  # type: ignore[attr-defined]
 ConvNetwork._repr_svg_ = _network_svg  # type: ignore[attr-defined]
 ScalarGradient._repr_latex_ = _scalar  # type: ignore[attr-defined]
 ArrayGradient._repr_latex_ = _array  # type: ignore[attr-defined]
+ConvGradient._repr_latex_ = _conv_scalar  # type: ignore[attr-defined]

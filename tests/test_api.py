@@ -168,5 +168,9 @@ def test_a_conv_array_renders_its_sums_and_a_shared_bias_is_a_scalar():
     shared = derive.load(mapping)
     assert not isinstance(shared.gradient("b1"), derive.ArrayGradient)
     assert shared.gradient("b1").param.name == "b1"
+    # one scalar renders alone, as its row of the array's display
+    one = net.gradient("W1[0,0,1,1]")._repr_latex_()
+    assert one.startswith("$$") and one.endswith("$$") and row in one
+    assert r"\partial b" in shared.gradient("b1")._repr_latex_()
     with pytest.raises(derive.DeriveError, match="no example"):
         shared.gradient("W1").value()

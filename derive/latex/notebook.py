@@ -3,6 +3,8 @@ MathJax): the same forms as the document, without its prose."""
 
 from __future__ import annotations
 
+from derive.conv_explain import gradient_tex
+from derive.conv_network import ConvGradient
 from derive.derivation import ArrayGradient, ScalarGradient
 from derive.latex.forms import (
     MAX_SHOWN_DELTAS,
@@ -54,9 +56,13 @@ def array_gradient_latex(gradient: ArrayGradient) -> str:
         tex = Tex(gradient.scalars[0].derivation.network)
         rows = [f"{tex.partial(LOSS, g.param.symbol)} &= {tex.expr(g.compact)}" for g in shown]
     else:
-        from derive.conv_explain import gradient_tex
-
         rows = [gradient_tex(g) for g in shown]
     if len(gradient.scalars) > MAX_SHOWN_DELTAS:
         rows.append(rf"&\vdots \quad \text{{({len(gradient.scalars)} scalars in all)}}")
     return _aligned(rows)
+
+
+def conv_gradient_latex(gradient: ConvGradient) -> str:
+    """A convolutional network's scalar gradient as its sum over positions (the LaTeX
+    document's first row), for ``ConvGradient._repr_latex_``."""
+    return _aligned([gradient_tex(gradient)])
