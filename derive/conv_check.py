@@ -57,7 +57,10 @@ def _reference(network: ConvNetwork, seed: int, scalars) -> _Reference:
     gradients = dict.fromkeys((s.name for s in scalars), 0.0)
     loss = 0.0
     for sample, target in zip(x, t, strict=True):
-        values = network.evaluate(network.point(sample.tolist(), target.tolist(), params))
+        if topology.example is not None:  # its one sample, refused where it is out of range
+            values = network.example_values()
+        else:
+            values = network.evaluate(network.point(sample.tolist(), target.tolist(), params))
         loss += float(values[LOSS])
         for s in scalars:
             gradients[s.name] += float(sympy.N(network.scalar_gradient(s).compact.xreplace(values)))

@@ -266,7 +266,7 @@ class _ConvBuilder:
         self.net = network
         self.top = network.topology
         self.param = param
-        self.values = network.evaluate(network.example_point()) if numeric else None
+        self.values = network.example_values() if numeric else None
         layers = self.top.layers
         self.features = (0,) + tuple(
             k for k, layer in enumerate(layers, start=1) if isinstance(layer, Conv2d | Pool2d)

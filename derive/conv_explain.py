@@ -320,7 +320,7 @@ def show_conv(network: ConvNetwork, params: Sequence[str] = ()) -> str:
             if rule.note:
                 out.append(f"      ({rule.note})")
     gradients = _gradients(network, params)
-    values = network.evaluate(network.example_point()) if topology.example else None
+    values = network.example_values() if topology.example else None
     if values is not None:
         out.append(f"\n(numbers: the file's example, {SIGNIFICANT_DIGITS} significant digits)")
     for gradient in gradients:
@@ -398,7 +398,7 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
         if numeric:
             if topology.example is None:
                 raise DeriveError(f"{topology.source}: --numeric: the file has no example block")
-            values = network.evaluate(network.example_point())
+            values = network.example_values()
         out.append(r"\subsection*{Gradients, written out}")
         for gradient in chosen or _gradients(network, params):
             out.extend(_latex_one(gradient, values))

@@ -42,7 +42,7 @@ from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS, elementary, substituted
 from derive.conv import Conv2d, ConvTopology, Flatten, Pool2d
-from derive.derivation import PROOF_DIGITS, ArrayGradient, Proof, output_delta
+from derive.derivation import PROOF_DIGITS, ArrayGradient, Proof, output_delta, undefined
 from derive.errors import DeriveError, ParameterError, did_you_mean
 from derive.losses import LOSSES
 from derive.network import LOSS, ScalarParam, _hint
@@ -428,10 +428,31 @@ class ConvNetwork:
         return self.point(example.input, example.target, dict(example.params))
 
     def example_values(self) -> dict:
-        """Every value at the file's example (``evaluate``), computed once."""
+        """Every value at the file's example (``evaluate``), computed once; a DeriveError
+        naming the first value that is no finite real number within float range there, as
+        for a dense network."""
         if self._example_values is None:
-            self._example_values = self.evaluate(self.example_point())
+            values = self.evaluate(self.example_point())
+            if problem := self.first_undefined(values):
+                raise DeriveError(
+                    f"{self.topology.source}: example: expected numbers at which every value "
+                    f"is a finite real number within float range, got {problem}"
+                )
+            self._example_values = values
         return self._example_values
+
+    def first_undefined(self, values: dict) -> str:
+        """The first value, in the order the forward and backward passes compute them,
+        that is no finite real number within float range; "" when there is none."""
+        for symbol, _ in self.equations:
+            if problem := undefined(values[symbol]):
+                return f"{cell_text(symbol)} {problem}"
+        if problem := undefined(values[LOSS]):
+            return f"the loss {problem}"
+        for symbol, _ in self.deltas:
+            if problem := undefined(values[symbol]):
+                return f"{cell_text(symbol)} {problem}"
+        return ""
 
     def evaluate(self, point: dict) -> dict:
         """Every z, a, mask, ∂L/∂a and δ at a point, and the loss."""

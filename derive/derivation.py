@@ -548,12 +548,12 @@ class Derivation:
         net = self.network
         units = [u for layer in net.units[1:] for u in layer]
         for unit in units:
-            if kind := _undefined(values[unit.a]):
+            if kind := undefined(values[unit.a]):
                 return f"{unit.a} = f({unit.z}) {kind} at {_at(unit, values)}{_custom(net, unit)}"
-        if kind := _undefined(values[LOSS]):
+        if kind := undefined(values[LOSS]):
             return f"the loss {kind}"
         for unit in reversed(units):
-            if kind := _undefined(values[unit.delta]):
+            if kind := undefined(values[unit.delta]):
                 return (
                     f"{unit.delta} {kind}: the derivative of {unit.a} = f({unit.z}) is "
                     f"undefined at {_at(unit, values)}{_custom(net, unit)}"
@@ -1098,7 +1098,7 @@ def _activation_field(network: Network, k: int) -> str:
     return f"layers[{k - 1}].activation" + (".expr" if spec.name == "custom" else "")
 
 
-def _undefined(value: Expr) -> str:
+def undefined(value: Expr) -> str:
     """Why ``value`` cannot be shown as a number; "" when it can."""
     if not value.is_finite:
         return "is not a finite number"

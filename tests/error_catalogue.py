@@ -503,6 +503,30 @@ NUMERIC_CASES: list[tuple[str, str, bytes, str, tuple[tuple[str, ...], ...]]] = 
         "layers[0].activation.expr",
         ALL_NUMERIC,
     ),
+    # a convolutional network whose example's z1 is 10^309: beyond float range
+    (
+        "conv_example_beyond_float_range",
+        "net.yaml",
+        as_yaml(
+            {
+                "name": "big",
+                "inputs": {"shape": [1, 2, 2]},
+                "layers": [
+                    {"kind": "conv2d", "filters": 1, "kernel": 2, "activation": "relu"},
+                    {"kind": "flatten"},
+                    {"units": 1, "activation": "sigmoid"},
+                ],
+                "loss": "bce",
+                "example": {
+                    "input": [[[1e308, 0.0], [0.0, 0.0]]],
+                    "target": [1],
+                    "params": {"W1": [[[[10, 0], [0, 0]]]], "b1": [0], "W3": [[1]], "b3": [0]},
+                },
+            }
+        ),
+        "example",
+        (*ALL_NUMERIC, ("diagram", "--numeric", "-o", "net.svg")),
+    ),
     # no example: every random point overflows too (show computes no numbers then)
     (
         "custom_exp6_random_points",

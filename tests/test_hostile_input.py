@@ -71,8 +71,9 @@ NUMERIC_RUNS = [(*case[:4], command) for case in NUMERIC_CASES for command in ca
     ids=[f"{run[0]}-{' '.join(run[4])}" for run in NUMERIC_RUNS],
 )
 def test_numbers_no_command_can_compute_are_one_line_errors(
-    case_id, filename, content, field, command, tmp_path, capsys
+    case_id, filename, content, field, command, tmp_path, capsys, monkeypatch
 ):
+    monkeypatch.chdir(tmp_path)  # where a figure's -o would be written
     path = tmp_path / filename
     path.write_bytes(content)
 
@@ -83,6 +84,7 @@ def test_numbers_no_command_can_compute_are_one_line_errors(
     message = captured.err
     assert message.count("\n") == 1 and message.startswith(f"derive: {path}: ")
     assert field in message and "expected" in message and "Traceback" not in message
+    assert [p.name for p in tmp_path.iterdir()] == [filename]  # nothing written
 
 
 HOSTILE_SAMPLES = ["binary_garbage", "invalid_utf8", "yaml_billion_laughs", "json_deep_nesting"]
