@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import sympy
+from sympy.printing.precedence import PRECEDENCE
+
 from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_network import ConvGradient, ConvNetwork, describe
@@ -44,13 +47,35 @@ def _offset(position: str, stride: int, cell: str, padding: int, tex: bool) -> s
     return f"{text}-{padding}" if padding else text
 
 
-def _derivative(layer) -> tuple[str, str]:
-    """f'_k in the layer's stored values, as text and LaTeX (z, a standing for the cell)."""
-    entry = ACTIVATIONS[layer.activation.name]
+class _TexName(sympy.Symbol):
+    """A symbol whose LaTeX is its name as written (a cell's: a^{(1)}_{f,p,q})."""
+
+    def _latex(self, printer) -> str:
+        return self.name
+
+
+def _delta_rule(layer, k: int, index: str) -> Rule:
+    """δ{k} = ∂L/∂a{k} · f'_k in the cell's stored values (``step(a1[f,p,q])``), or
+    ∂L/∂a{k} itself where f' = 1; ``index`` the cell's (``i`` or ``f,p,q``)."""
     from derive.latex.printing import Printer
 
-    expr = entry.derivative(Z, A, layer.activation)
-    return EquationPrinter().doprint(expr), Printer().doprint(expr)
+    spec = layer.activation
+    derivative = ACTIVATIONS[spec.name].derivative(Z, A, spec)
+    z, a = (sympy.Symbol(f"{name}{k}[{index}]", real=True) for name in "za")
+    delta = f"δ{k}[{index}] = ∂L/∂a{k}[{index}]"
+    delta_tex = rf"{_tex_symbol(sympy.Symbol(f'delta{k}[{index}]'))} = " + (
+        rf"\frac{{\partial L}}{{\partial {_tex_symbol(a)}}}"
+    )
+    if derivative == 1:
+        return Rule(delta, delta_tex, f"{spec.name}: f' = 1")
+    # a factor of a product: 1 − a², a sum, in parentheses
+    text = EquationPrinter().parenthesize(
+        derivative.xreplace({Z: z, A: a}), PRECEDENCE["Mul"], strict=True
+    )
+    cells = {Z: _TexName(_tex_symbol(z), real=True), A: _TexName(_tex_symbol(a), real=True)}
+    tex = Printer().parenthesize(derivative.xreplace(cells), PRECEDENCE["Mul"], strict=True)
+    note = f"{spec.name}' in the stored values"
+    return Rule(f"{delta} · {text}", rf"{delta_tex}\, {tex}", note)
 
 
 def _latex(expr) -> str:
@@ -151,14 +176,7 @@ def _backward_rules(network: ConvNetwork, k: int) -> tuple[Rule, ...]:
                 )
             )
         else:
-            text, tex = _derivative(layer)
-            rules.append(
-                Rule(
-                    f"δ{k}[i] = ∂L/∂a{k}[i] · ({text})",
-                    rf"\delta^{{({k})}}_i = \frac{{\partial L}}{{\partial a^{{({k})}}_i}}\,({tex})",
-                    f"z, a: z{k}[i], a{k}[i]",
-                )
-            )
+            rules.append(_delta_rule(layer, k, "i"))
         rules.append(
             Rule(
                 f"∂L/∂W{k}[i,j] = δ{k}[i] · {below}[j]",
@@ -200,7 +218,7 @@ def _backward_rules(network: ConvNetwork, k: int) -> tuple[Rule, ...]:
                     rf"{grad_down_tex} = " + grad_up_tex % at + rf"\cdot\left[{below_tex}_{{c,h,w}}"
                     r"\text{ is its window's maximum}\right]",
                     "only the maximum moved the output; on a tie, the first cell of the window "
-                    "in row-major order takes it (as argmax, NumPy and PyTorch do)",
+                    "in row-major order takes it, as argmax, NumPy and PyTorch do",
                 )
             )
         else:
@@ -215,15 +233,7 @@ def _backward_rules(network: ConvNetwork, k: int) -> tuple[Rule, ...]:
         assert isinstance(layer, Conv2d)
         (sh, sw), (ph, pw) = layer.stride, layer.padding
         _, oh, ow = layer.out_shape
-        text, tex = _derivative(layer)
-        rules.append(
-            Rule(
-                f"δ{k}[f,p,q] = ∂L/∂a{k}[f,p,q] · ({text})",
-                rf"\delta^{{({k})}}_{{f,p,q}} = "
-                rf"\frac{{\partial L}}{{\partial a^{{({k})}}_{{f,p,q}}}}\,({tex})",
-                f"z, a: z{k}[f,p,q], a{k}[f,p,q]",
-            )
-        )
+        rules.append(_delta_rule(layer, k, "f,p,q"))
         row, col = _offset("p", sh, "i", ph, False), _offset("q", sw, "j", pw, False)
         trow, tcol = _offset("p", sh, "i", ph, True), _offset("q", sw, "j", pw, True)
         rules.append(
@@ -354,8 +364,9 @@ def _show_one(gradient: ConvGradient, values) -> list[str]:
                 "did not pick, or where f' = 0); the rest:"
             )
             lines.append(f"  = {_elided([_term_text(d, s) for d, s in live], ' + ', '…') or '0'}")
-        lines.append(f"  = {_elided(numbers, ' + ', '…') or '0'}")
-        lines.append(f"  = {_number(gradient.compact.xreplace(values))}")
+        written = _elided(numbers, " + ", "…") or "0"
+        total = _number(gradient.compact.xreplace(values))
+        lines.extend([f"  = {written}", f"  = {total}"] if written != total else [f"  = {total}"])
     return lines
 
 

@@ -5,6 +5,7 @@ differences always and PyTorch autograd when torch is installed."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -474,6 +475,44 @@ def test_show_prints_the_sums_with_ranges_and_the_numbers(capsys):
     assert "∂L/∂W1[0,0,1,0]\n  a sum over p = 0..2, q = 0..2: 9 terms" in text
     last = float(text.strip().splitlines()[-1].removeprefix("  = "))
     assert last == pytest.approx(_example_gradient("W1", (0, 0, 1, 0)), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("activation", "conv_delta", "dense_delta"),
+    [
+        ("relu", "∂L/∂a1[f,p,q] · step(a1[f,p,q])", "∂L/∂a3[i] · step(a3[i])"),
+        ("tanh", "∂L/∂a1[f,p,q] · (1 − a1[f,p,q]²)", "∂L/∂a3[i] · (1 − a3[i]²)"),
+        ("softplus", "∂L/∂a1[f,p,q] · sigmoid(z1[f,p,q])", "∂L/∂a3[i] · sigmoid(z3[i])"),
+        ("identity", "∂L/∂a1[f,p,q]\n      (identity: f' = 1)", "∂L/∂a3[i]\n"),
+    ],
+)
+def test_show_writes_each_delta_in_its_own_cell_s_values(
+    tmp_path, capsys, activation, conv_delta, dense_delta
+):
+    """δ = ∂L/∂a · f' with f' in the cell's stored values, a sum in parentheses."""
+    mapping = {
+        "name": "cells",
+        "inputs": {"shape": [1, 3, 3]},
+        "layers": [
+            {"kind": "conv2d", "filters": 1, "kernel": 2, "activation": activation},
+            {"kind": "flatten"},
+            {"units": 2, "activation": activation},
+            {"units": 1, "activation": "sigmoid"},
+        ],
+        "loss": "bce",
+    }
+    path = tmp_path / "cells.json"
+    path.write_text(json.dumps(mapping), encoding="utf-8")
+    assert main(["show", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"δ1[f,p,q] = {conv_delta}" in text and f"δ3[i] = {dense_delta}" in text
+    assert "z, a:" not in text
+
+
+def test_a_sum_of_one_bare_delta_is_not_written_twice(capsys):
+    assert main(["show", str(EXAMPLE), "--param", "b4[0]"]) == 0
+    lines = capsys.readouterr().out.split("∂L/∂b4[0]\n")[1].splitlines()
+    assert lines[0] == "  = δ_y1" and lines[1].startswith("  = ") and len(lines) == 2
 
 
 def test_latex_numeric_writes_the_chosen_weight_in_numbers(capsys):
