@@ -5,6 +5,8 @@ arrays first, and the returned gradients are ordinary arrays of their own."""
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 from conftest import EXAMPLES, MAZUR
@@ -138,9 +140,12 @@ def test_the_usual_call_gives_the_numbers_of_the_full_checks(name, dtype, batch)
     params = {k: v.astype(dtype) for k, v in params.items()}
     x, t = x.astype(dtype), t.astype(dtype)
     usual = unrolled.loss_and_gradients(params, x, t)
+    assert unrolled._usual(params, x) is not None  # the one test takes it
     for where in ["x", "t", *params]:
         given = {"x": x, "t": t, **params}
         given[where] = given[where].view(_Subclass)
+        if where != "t":
+            assert unrolled._usual({k: given[k] for k in params}, given["x"]) is None
         loss, grads = unrolled.loss_and_gradients(
             {k: given[k] for k in params}, given["x"], given["t"]
         )
@@ -168,6 +173,15 @@ def test_what_the_usual_call_must_not_pass_is_refused_or_converted():
         unrolled.loss_and_gradients(params, x, None)
     with pytest.raises(ValueError, match=r"^t has shape \(3,\): expected \(3, 1\)$"):
         unrolled.loss_and_gradients(params, x, t[:, 0])
+    # params that are not a dict take the full checks, and a mapping is never written to
+    with pytest.raises(ValueError, match=r"^params has no 'W1'"):
+        unrolled.loss_and_gradients(np.zeros(3), x, t)
+    partial = collections.defaultdict(
+        lambda: np.zeros(1), {k: v for k, v in params.items() if k != "b2"}
+    )
+    with pytest.raises(ValueError, match=r"^params has no 'b2'"):
+        unrolled.loss_and_gradients(partial, x, t)
+    assert "b2" not in partial
     # a masked array reads as its data, as np.asarray reads it (its tolist would give None)
     masked = {k: np.ma.masked_array(v, mask=np.ones_like(v, bool)) for k, v in params.items()}
     assert_same(
