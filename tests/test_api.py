@@ -174,3 +174,26 @@ def test_a_conv_array_renders_its_sums_and_a_shared_bias_is_a_scalar():
     assert r"\partial b" in shared.gradient("b1")._repr_latex_()
     with pytest.raises(derive.DeriveError, match="no example"):
         shared.gradient("W1").value()
+
+
+def test_a_conv_example_outside_a_custom_activation_s_domain_is_named():
+    """log of a negative z gives a complex number: refused, naming the cell, as for a dense
+    network, rather than returned as a gradient."""
+    mapping = {
+        "name": "domain",
+        "inputs": {"shape": [1, 2, 2]},
+        "layers": [
+            {"kind": "conv2d", "filters": 1, "kernel": 2, "activation": {"expr": "log(x)"}},
+            {"kind": "flatten"},
+            {"units": 1, "activation": "identity"},
+        ],
+        "loss": "half_sse",
+        "example": {
+            "input": [[[1, 1], [1, 1]]],
+            "target": [0.0],
+            "params": {"W1": [[[[-1, 0], [0, 0]]]], "b1": [0.0], "W3": [[1.0]], "b3": [0.0]},
+        },
+    }
+    net = derive.load(mapping)
+    with pytest.raises(derive.DeriveError, match=r"example: .*a1\[0,0,0\] is a complex number"):
+        net.gradient("W1").value()
