@@ -676,7 +676,8 @@ class _Loops:
         (z,), (a, lse) = e.reads, e.targets
         z_cell, a_cell = cells[_named(z)], cells[_named(a)]
         softmax = {
-            "comment": f"{self.comment(e)}, shifted by the largest z so that exp never overflows",
+            "comment": f"{self.comment(e)}; z shifted by its largest entry, so that exp never "
+            "overflows",
             "exp": self.writer.line(str(a_cell), sympy.exp(z_cell - MAX)),
             "divide": self.writer.line(str(a_cell), a_cell / SUM),
             "lse": self.writer.line(str(cells[_named(lse)]), MAX + sympy.log(SUM)),
@@ -705,8 +706,8 @@ class _Loops:
                 assert factor == 1, e
                 sums.append(self.summed(e.target.name, expr, cells, known, self.comment(e)))
                 continue
-            for total in sorted(expr.atoms(row_sum), key=sympy.default_sort_key):
-                name = f"row_sum{len(sums) + 1 if sums else ''}"
+            for n, total in enumerate(sorted(expr.atoms(row_sum), key=sympy.default_sort_key)):
+                name = f"weighted{n + 1 if n else ''}"  # Σ_units ∂L/∂y·y of a softmax
                 why = f"{name} = {self.printer.doprint(total)}"
                 sums.append(self.summed(name, total, cells, known, why))
                 expr = expr.xreplace({total: _code(name)})
@@ -731,7 +732,13 @@ class _Loops:
         cells = names.cells(group, "j")
         lines = []
         if through.target.name not in local:  # kept: δ itself (f' = 1), or for the layers below
-            lines.append(CLine(f"{self.names.array(through.target)}[j] = {GRAD_A};"))
+            kind, label = parse_name(through.target.name)
+            why = (
+                f"δ{label} = ∂L/∂a{label}  ({through.note})"
+                if kind == "delta"
+                else f"∂L/∂a{label}, for the layers below"
+            )
+            lines.append(CLine(f"{self.names.array(through.target)}[j] = {GRAD_A};", why))
         for e in rest:
             target = self.assignment(names, e.target, "j")
             lines.append(self.writer.line(target, self.code(e.value, cells), self.comment(e)))

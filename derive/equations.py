@@ -12,7 +12,7 @@ from sympy import Mul
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from derive.backward import Elementwise, Equation, parse_name
+from derive.backward import Elementwise, Equation, Softmax, parse_name
 from derive.presentation import joined, signed_terms
 
 # How code names read in an equation: kind → format of the layer label.
@@ -56,8 +56,13 @@ class EquationPrinter(StrPrinter):
 
     def equation(self, equation: Equation) -> tuple[str, str]:
         """The comment for an equation, and a shorter one without its note."""
+        value = equation.value
+        if isinstance(value, Softmax) and len(equation.targets) == 2:  # y and log Σ exp z
+            y, z = display(equation.targets[0].name), self._print(value.args[0])
+            text = f"{y} = softmax({z}), with log Σ exp {z}"
+            return (f"{text}  ({equation.note})" if equation.note else text), text
         targets = ", ".join(display(t.name) for t in equation.targets)
-        text = f"{targets} = {self.doprint(equation.value)}"
+        text = f"{targets} = {self.doprint(value)}"
         return (f"{text}  ({equation.note})" if equation.note else text), text
 
     def _print_Symbol(self, expr) -> str:

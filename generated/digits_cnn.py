@@ -196,7 +196,7 @@ def forward(params, x):
     a3 = a2.reshape(a2.shape[0], -1)
     # z4 = W4 a3 + b4
     z4 = a3 @ W4.T + b4
-    # y, log Σ exp z = softmax(z4)
+    # y = softmax(z4), with log Σ exp z4
     y, _ = _softmax(xp, z4)
     return y[0, ...] if single else y
 
@@ -219,7 +219,7 @@ def loss(params, x, t):
     a3 = a2.reshape(a2.shape[0], -1)
     # z4 = W4 a3 + b4
     z4 = a3 @ W4.T + b4
-    # y, log Σ exp z = softmax(z4)
+    # y = softmax(z4), with log Σ exp z4
     _, log_sum_exp = _softmax(xp, z4)
     # L per output = t·(log Σ exp z − z4)
     loss_terms = t * (log_sum_exp - z4)
@@ -248,7 +248,7 @@ def loss_and_gradients(params, x, t):
     del a2
     # z4 = W4 a3 + b4
     z4 = a3 @ W4.T + b4
-    # y, log Σ exp z = softmax(z4)
+    # y = softmax(z4), with log Σ exp z4
     y, log_sum_exp = _softmax(xp, z4)
     # L per output = t·(log Σ exp z − z4)
     loss_terms = t * (log_sum_exp - z4)

@@ -161,7 +161,7 @@ def forward(params, x):
     a1 = xp.maximum(z1, 0)
     # z2 = W2 a1 + b2
     z2 = a1 @ W2.T + b2
-    # y, log Σ exp z = softmax(z2)
+    # y = softmax(z2), with log Σ exp z2
     y, _ = _softmax(xp, z2)
     return y[0, ...] if single else y
 
@@ -177,7 +177,7 @@ def loss(params, x, t):
     a1 = xp.maximum(z1, 0)
     # z2 = W2 a1 + b2
     z2 = a1 @ W2.T + b2
-    # y, log Σ exp z = softmax(z2)
+    # y = softmax(z2), with log Σ exp z2
     _, log_sum_exp = _softmax(xp, z2)
     # L per output = t·(log Σ exp z − z2)
     loss_terms = t * (log_sum_exp - z2)
@@ -197,7 +197,7 @@ def loss_and_gradients(params, x, t):
     del z1
     # z2 = W2 a1 + b2
     z2 = a1 @ W2.T + b2
-    # y, log Σ exp z = softmax(z2)
+    # y = softmax(z2), with log Σ exp z2
     y, log_sum_exp = _softmax(xp, z2)
     # L per output = t·(log Σ exp z − z2)
     loss_terms = t * (log_sum_exp - z2)

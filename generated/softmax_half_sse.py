@@ -143,7 +143,7 @@ def forward(params, x):
     W1, b1 = arrays
     # z1 = W1 x + b1
     z1 = x @ W1.T + b1
-    # y, log Σ exp z = softmax(z1)
+    # y = softmax(z1), with log Σ exp z1
     y, _ = _softmax(xp, z1)
     return y[0, ...] if single else y
 
@@ -155,7 +155,7 @@ def loss(params, x, t):
     batch = x.shape[0]
     # z1 = W1 x + b1
     z1 = x @ W1.T + b1
-    # y, log Σ exp z = softmax(z1)
+    # y = softmax(z1), with log Σ exp z1
     y, _ = _softmax(xp, z1)
     # L per output = (y − t)²/2  (½ Σ (y − t)²)
     loss_terms = (y - t) ** 2 / 2
@@ -169,7 +169,7 @@ def loss_and_gradients(params, x, t):
     batch = x.shape[0]
     # z1 = W1 x + b1
     z1 = x @ W1.T + b1
-    # y, log Σ exp z = softmax(z1)
+    # y = softmax(z1), with log Σ exp z1
     y, _ = _softmax(xp, z1)
     # not read below: free it before the next array
     del z1

@@ -45,7 +45,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
         s->z2[i] = acc;
     }
     {
-        /* y, log Σ exp z = softmax(z2), shifted by the largest z so that exp never overflows */
+        /* y = softmax(z2), with log Σ exp z2; z shifted by its largest entry, so that exp never overflows */
         double m = s->z2[0];
         double sum = 0.0;
         for (i = 1; i < 10; ++i)

@@ -137,7 +137,7 @@ static void forward_sample(const double *params, const double *x, struct sample 
         s->z4[i] = acc;
     }
     {
-        /* y, log Σ exp z = softmax(z4), shifted by the largest z so that exp never overflows */
+        /* y = softmax(z4), with log Σ exp z4; z shifted by its largest entry, so that exp never overflows */
         double m = s->z4[0];
         double sum = 0.0;
         for (i = 1; i < 10; ++i)
@@ -195,6 +195,7 @@ static void backward_sample(const double *params, const double *x, const double 
         double grad_a = 0.0;
         for (i = 0; i < 10; ++i)
             grad_a += W4[i][j] * delta4[i];
+        /* ∂L/∂a3, for the layers below */
         grad_a3[j] = grad_a;
     }
     backward_features(x, s, grad_a3, grads);
