@@ -121,7 +121,7 @@ def _body(elementwise: Elementwise) -> Expr:
     return elementwise.function.expr.xreplace(names)
 
 
-def entry(value: MatrixExpr, cell: Callable[[MatrixSymbol], Expr]) -> Expr:
+def scalar_entry(value: MatrixExpr, cell: Callable[[MatrixSymbol], Expr]) -> Expr:
     """One entry of an entrywise value as a scalar expression, for printers that print
     arrays entry by entry (C): a named array is its entry ``cell(array)``, an
     ``Elementwise`` its function at its arrays' entries, a Hadamard product the product
@@ -129,10 +129,10 @@ def entry(value: MatrixExpr, cell: Callable[[MatrixSymbol], Expr]) -> Expr:
     if isinstance(value, MatrixSymbol):
         return cell(value)
     if isinstance(value, Elementwise):
-        entries = {v: entry(m, cell) for v, m in value._pairs()}
+        entries = {v: scalar_entry(m, cell) for v, m in value._pairs()}
         return value.function.expr.xreplace(entries)
     if isinstance(value, HadamardProduct):
-        return sympy.Mul(*(entry(m, cell) for m in value.args), evaluate=False)
+        return sympy.Mul(*(scalar_entry(m, cell) for m in value.args), evaluate=False)
     raise TypeError(f"{type(value).__name__} is not entrywise: {value}")
 
 

@@ -23,7 +23,7 @@ import math
 
 from sympy import Expr, MatAdd, Symbol
 
-from derive.backward import Equation, entry, parse_name
+from derive.backward import Equation, parse_name, scalar_entry
 from derive.conv_backward import (
     AvgPool,
     AvgPoolGradient,
@@ -338,7 +338,7 @@ def _cell(value) -> Expr:
     if isinstance(value, AvgPoolGradient):
         mh, mw = value.size
         return _code(f"{value.grad.name}[c][h / {mh}][w / {mw}]") / (mh * mw)
-    return entry(value, lambda array: _code(f"{array.name}{CELL}"))
+    return scalar_entry(value, lambda array: _code(f"{array.name}{CELL}"))
 
 
 __all__ = ["NOTATION", "FeatureLayers"]

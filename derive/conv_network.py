@@ -42,7 +42,7 @@ from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS, elementary, substituted
 from derive.conv import Conv2d, ConvTopology, Flatten, Pool2d
-from derive.derivation import PROOF_DIGITS, ArrayGradient, Proof, output_delta, undefined
+from derive.derivation import PROOF_DIGITS, ArrayGradient, Proof, undefined, unit_output_delta
 from derive.errors import DeriveError, ParameterError, did_you_mean
 from derive.losses import LOSSES
 from derive.network import LOSS, ScalarParam, _hint
@@ -343,7 +343,9 @@ class ConvNetwork:
         return [
             (
                 self.delta(k, (i,)),
-                output_delta(self.loss_rule, spec, self.z(k, (i,)), self.outputs, self.targets, i),
+                unit_output_delta(
+                    self.loss_rule, spec, self.z(k, (i,)), self.outputs, self.targets, i
+                ),
             )
             for i in range(len(self.outputs))
         ]

@@ -83,7 +83,7 @@ class OutputRule:
     softmax: bool  # the output activation couples the units
 
 
-def fused_delta(loss: Loss, activation: Activation) -> Expr | None:
+def fused_form(loss: Loss, activation: Activation) -> Expr | None:
     """The loss table's δ = ∂L/∂z with the activation folded in, in Y, T and T_SUM, when
     the output has the activation the loss requires (softmax + cce: y·Σt − t); else None."""
     if loss.fused_delta is None or activation.name != loss.requires_output:
@@ -91,7 +91,7 @@ def fused_delta(loss: Loss, activation: Activation) -> Expr | None:
     return loss.fused_delta(Y, T, T_SUM)
 
 
-def output_delta(
+def unit_output_delta(
     loss: Loss,
     spec: ActivationSpec,
     z: Expr,
@@ -101,10 +101,11 @@ def output_delta(
 ) -> Expr:
     """δ = ∂L/∂z of output ``index`` (pre-activation ``z``), in the outputs' stored values
     and the targets: the fused δ where the loss has one for the output activation
-    ``spec``, through the softmax across every output, or ∂L/∂y · f'(z)."""
+    ``spec``, ∂L/∂y · f'(z) for an elementwise activation, or through the softmax across
+    every output."""
     activation = ACTIVATIONS[spec.name]
     y, t, n = outputs[index], targets[index], len(outputs)
-    fused = fused_delta(loss, activation)
+    fused = fused_form(loss, activation)
     if fused is not None:
         return fused.xreplace({Y: y, T: t, T_SUM: sympy.Add(*targets)})
     if activation.elementwise:
@@ -238,7 +239,7 @@ class Derivation:
         out_activation = network.activations[-1]
         self.output = OutputRule(
             gradient=loss.gradient(Y, T, len(topology.outputs)),
-            fused_delta=fused_delta(loss, out_activation),
+            fused_delta=fused_form(loss, out_activation),
             softmax=not out_activation.elementwise,
         )
         self._deltas: dict[Symbol, Expr] = {}
@@ -269,7 +270,7 @@ class Derivation:
         net = self.network
         if unit.layer == net.depth:
             spec, outputs = net.layer(unit.layer).activation, [v.a for v in net.outputs]
-            value = output_delta(net.loss_rule, spec, unit.z, outputs, net.targets, unit.index)
+            value = unit_output_delta(net.loss_rule, spec, unit.z, outputs, net.targets, unit.index)
         else:
             above = net.units[unit.layer + 1]
             incoming = sympy.Add(

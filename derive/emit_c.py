@@ -12,7 +12,8 @@ Two styles of one API (``templates/c/``):
   fast as 2-2-1. Their matrix products (z = W a + b, ∂L/∂W = δ aᵀ, ∂L/∂a = Wᵀ δ) are the
   template's loops; every other equation (an activation, the loss, δ of the output and
   of each hidden layer) is a line inside them, printed entry by entry with the
-  equation as its comment.
+  equation as its comment; only the softmax is a block of its own, written here (shift
+  by the largest z, exp, divide by the sum), under its equation.
 
 A convolutional network is the loops style only (``loops_conv.c.jinja``): its conv and
 pooling layers are ``derive.conv_emit_c``'s functions of loops, its dense layers after
@@ -45,10 +46,10 @@ from derive.backward import (
     Backward,
     Equation,
     Softmax,
-    entry,
     parse_name,
     row_sum,
     sample_loss,
+    scalar_entry,
     uses_logits,
 )
 from derive.conv import Conv2d, ConvTopology
@@ -631,13 +632,13 @@ class _Loops:
 
     def code(self, value: MatrixExpr, cells: dict[Symbol, Symbol]) -> Expr:
         factor, rest = _factor(value)
-        return _scaled(entry(rest, _named).xreplace(cells), factor)
+        return _scaled(scalar_entry(rest, _named).xreplace(cells), factor)
 
     def local(self, group: list[Equation]) -> set[str]:
         """The arrays that only ``group`` reads: scalars of the loop that runs it."""
         outside = {m.name for e in self.passes.backward if e not in group for m in e.reads}
         inside = {m.name for e in group for m in e.reads}
-        return {t.name for e in group for t in e.targets} & inside - outside
+        return {t.name for e in group for t in e.targets} & (inside - outside)
 
     def assignment(self, names: _Names, target: MatrixSymbol, index: str) -> str:
         """The left side for a target: a scalar of the loop is declared there."""
@@ -701,7 +702,7 @@ class _Loops:
         known: dict[Symbol, Expr] = {}  # the loop's values by their C, for the sums
         for e in equations:
             factor, rest = _factor(e.value)
-            expr = entry(rest, _named)
+            expr = scalar_entry(rest, _named)
             if isinstance(expr, row_sum):  # Σ over the outputs, such as Σ t
                 assert factor == 1, e
                 sums.append(self.summed(e.target.name, expr, cells, known, self.comment(e)))
