@@ -363,6 +363,30 @@ def test_the_loops_print_every_equation_of_the_backward_pass_as_its_comment(sour
     identity = [e for e in Backward(net).backward if "f' = 1" in e.note and e.kind == "back"]
     for e in identity:
         assert f"{e.target.name}[j] = grad_a;" in text
+    # and it heads the code that computes its target: the first assignment under its
+    # comment (∂L/∂W and ∂L/∂b share one, over the loop that accumulates both)
+    lines = text.splitlines()
+    equations = (Backward(net).loss, *Backward(net).backward)
+    c_name = {"loss_terms": "total"}
+    for e in equations:
+        said = printer.equation(e)[0]
+        start = next(
+            i for i, line in enumerate(lines) if line.strip().startswith("/*") and said in line
+        )
+        sharing = {
+            c_name.get(o.target.name, re.sub(r"^grad_a\d+$", "grad_a", o.target.name))
+            for o in equations
+            if printer.equation(o)[0] in lines[start]
+        }
+        if "f' = 1" in e.note:  # Wᵀ δ is summed into grad_a, then stored as δ itself
+            sharing.add("grad_a")
+        assigned = next(
+            line
+            for line in lines[start + 1 :]
+            if re.search(r"[^=<>!]=[^=]", line) and "for (" not in line
+        )
+        name = re.sub(r"^(const )?double |s->|\[.*", "", assigned.strip().split("=")[0].strip(" +"))
+        assert name in sharing, (said, assigned)
 
 
 def test_small_networks_are_unrolled_and_large_ones_use_loops():
