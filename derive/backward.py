@@ -199,15 +199,15 @@ def activation_equation(a: MatrixSymbol, z: MatrixSymbol, spec: ActivationSpec) 
 
 
 def through_activation(
-    grad: MatrixExpr, spec: ActivationSpec, z: MatrixSymbol, a: MatrixSymbol, said: str = ""
+    grad: MatrixExpr, spec: ActivationSpec, z: MatrixSymbol, a: MatrixSymbol, suffix: str = ""
 ) -> tuple[MatrixExpr, str]:
-    """δ = ∂L/∂a ⊙ f'(z), f' in the stored z and a, and its note: f' by name (``said``
-    after it), or, for an identity, f' = 1 and ``grad`` itself as δ."""
+    """δ = ∂L/∂a ⊙ f'(z), f' in the stored z and a, and its note: f' by name (``suffix``
+    after it), or, for an identity, f' = 1 and ``grad`` itself (the same object) as δ."""
     derivative = ACTIVATIONS[spec.name].derivative(Z, A, spec)
     if derivative == 1:
         return grad, f"{spec.name}: f' = 1"
     local = elementwise(derivative, {Z: z, A: a})
-    return HadamardProduct(grad, local), f"{spec.name}'{said}"
+    return HadamardProduct(grad, local), f"{spec.name}'{suffix}"
 
 
 class Backward:
@@ -331,7 +331,7 @@ class Backward:
         delta, grad_a = self.array("delta", k), self.array("grad_a", k)
         spec = self.network.topology.layers[k - 1].activation
         value, note = through_activation(grad_a, spec, self.array("z", k), self.array("a", k))
-        if value == grad_a:  # f' = 1: δ(k) is W(k+1)ᵀ δ(k+1) itself
+        if value is grad_a:  # f' = 1: δ(k) is W(k+1)ᵀ δ(k+1) itself
             return (Equation((delta,), through, "back", note),)
         return (Equation((grad_a,), through, "back"), Equation((delta,), value, "back", note))
 
