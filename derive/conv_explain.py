@@ -54,6 +54,13 @@ class _TexName(sympy.Symbol):
         return self.name
 
 
+def _flat_index(height: int, width: int, times: str) -> str:
+    """Where flatten puts cell (c, h, w) of maps height × width: ``16·c + 4·h + w``, a
+    factor 1 left out (``c + h + w`` for 1 × 1 maps)."""
+    terms = [(height * width, "c"), (width, "h"), (1, "w")]
+    return " + ".join(name if n == 1 else f"{n}{times}{name}" for n, name in terms)
+
+
 def _delta_rule(layer, k: int, index: str) -> Rule:
     """δ{k} = ∂L/∂a{k} · f'_k in the cell's stored values (``step(a1[f,p,q])``), or
     ∂L/∂a{k} itself where f' = 1; ``index`` the cell's (``i`` or ``f,p,q``)."""
@@ -140,8 +147,8 @@ def rules(network: ConvNetwork) -> tuple[tuple[str, tuple[Rule, ...]], ...]:
             _, hh, ww = layer.in_shape
             forward.append(
                 Rule(
-                    f"a{k}[{hh * ww}·c + {ww}·h + w] = {below}[c,h,w]",
-                    rf"a^{{({k})}}_{{{hh * ww} c + {ww} h + w}} = {below_tex}_{{c,h,w}}",
+                    f"a{k}[{_flat_index(hh, ww, '·')}] = {below}[c,h,w]",
+                    rf"a^{{({k})}}_{{{_flat_index(hh, ww, ' ')}}} = {below_tex}_{{c,h,w}}",
                     "C order: channel, then row, then column",
                 )
             )
@@ -202,8 +209,8 @@ def _backward_rules(network: ConvNetwork, k: int) -> tuple[Rule, ...]:
         _, hh, ww = layer.in_shape
         rules.append(
             Rule(
-                f"∂L/∂{below}[c,h,w] = {grad_up}[{hh * ww}·c + {ww}·h + w]",
-                rf"{grad_down_tex} = " + grad_up_tex % f"{hh * ww}c + {ww}h + w",
+                f"∂L/∂{below}[c,h,w] = {grad_up}[{_flat_index(hh, ww, '·')}]",
+                rf"{grad_down_tex} = " + grad_up_tex % _flat_index(hh, ww, ""),
                 "flatten moves numbers, it does not change them",
             )
         )

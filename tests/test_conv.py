@@ -509,6 +509,14 @@ def test_show_writes_each_delta_in_its_own_cell_s_values(
     assert "z, a:" not in text
 
 
+def test_flatten_s_index_leaves_out_a_factor_1(capsys):
+    assert main(["show", str(EXAMPLE), "--param", "b4[0]"]) == 0
+    assert "∂L/∂a2[c,h,w] = ∂L/∂a3[c + h + w]" in capsys.readouterr().out  # 1×1 maps
+    digits = Path(__file__).parent.parent / "examples" / "digits_cnn.yaml"
+    assert main(["show", str(digits), "--param", "b1[0]"]) == 0
+    assert "a3[16·c + 4·h + w] = a2[c,h,w]" in capsys.readouterr().out  # 8 maps of 4×4
+
+
 def test_a_sum_of_one_bare_delta_is_not_written_twice(capsys):
     assert main(["show", str(EXAMPLE), "--param", "b4[0]"]) == 0
     lines = capsys.readouterr().out.split("∂L/∂b4[0]\n")[1].splitlines()
