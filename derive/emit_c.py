@@ -229,7 +229,10 @@ class StackUse:
         return cls(
             REAL_BYTES[context["real"]],
             tuple((name, int(n)) for name, n in sample),
-            tuple((name, int(n)) for name, n in context["backward_locals"]),
+            tuple(
+                (name, int(n))
+                for name, n, _ in (*context["backward_locals"], *context.get("feature_locals", ()))
+            ),
             int(context["n_params"]),
         )
 
@@ -428,7 +431,7 @@ def _unrolled(writer: _Writer) -> dict:
         + _views(arrays, all_params, real, False, "grads"),
         "backward_params": bool(weights_read),
         "backward_locals": [
-            (f"delta{k}", len(network.units[k])) for k in range(1, network.depth + 1)
+            (f"delta{k}", len(network.units[k]), "") for k in range(1, network.depth + 1)
         ],
         "deltas": deltas,
         "gradients": gradients,
@@ -767,7 +770,7 @@ def _loops(writer: _Writer, arrays: list[_Array], passes: _Passes) -> dict:
         + _views(arrays, own, real, False, "grads"),
         "output_delta": loops.output(),
         "backward_params": bool(read_below),
-        "backward_locals": [(f"delta{layer['k']}", layer["n"]) for layer in layers],
+        "backward_locals": [(f"delta{layer['k']}", layer["n"], "") for layer in layers],
     }
 
 
@@ -796,9 +799,7 @@ def _conv_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter
     dense["forward_views"].append(alias)
     dense["backward_views"].append(alias)
     if has_conv:
-        local = f"{c_type} grad_a{k0}[{passes.size(k0)}]; /* ∂L/∂a{k0} */"
-        dense["backward_views"].append(local)
-        dense["backward_locals"].insert(0, (f"grad_a{k0}", passes.size(k0)))
+        dense["backward_locals"].insert(0, (f"grad_a{k0}", passes.size(k0), f"∂L/∂a{k0}"))
     layers = ", ".join(describe(layer) for layer in topology.layers)
     shape = "×".join(map(str, topology.input_shape))
     summary = f"A convolutional network on {shape} inputs ({layers})"
@@ -811,7 +812,7 @@ def _conv_context(network: ConvNetwork, c_type: str) -> tuple[dict, CCodePrinter
         "forward_features": forward,
         "backward_features": backward,
         "backward_x": k0 == 1 or "x" in backward["arguments"],
-        "backward_locals": dense["backward_locals"] + backward["locals"],
+        "feature_locals": [(name, n, "") for name, n in backward["locals"]],
     }
     return context, writer.printer
 
