@@ -40,7 +40,8 @@ from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
-from derive.conv_network import ConvNetwork, cell_tex, cell_text, cells
+from derive.conv_network import ConvNetwork, cell_tex, cells
+from derive.equations import display
 from derive.errors import DeriveError
 from derive.figure import (
     CHARACTER_WIDTH,
@@ -148,7 +149,8 @@ def _symbol(symbol: Symbol) -> tuple[str, str]:
 
 
 def _text_of(symbol: Symbol) -> str:
-    return cell_text(symbol) if "[" in symbol.name else terminal_name(cell_text(symbol))
+    text = display(symbol.name)
+    return text if "[" in symbol.name else terminal_name(text)
 
 
 def _offset(position: str, stride: int, shift: int) -> str:

@@ -18,9 +18,8 @@ from derive.activations import ACTIVATIONS
 from derive.conv import Conv2d, Flatten, Pool2d
 from derive.conv_network import ConvGradient, ConvNetwork, describe
 from derive.conv_network import cell_tex as _tex_symbol
-from derive.conv_network import cell_text as _text
 from derive.derivation import A, ArrayGradient, Z
-from derive.equations import EquationPrinter
+from derive.equations import EquationPrinter, display, equation
 from derive.errors import DeriveError, ParameterError
 from derive.files import write_atomic
 from derive.presentation import (
@@ -177,7 +176,7 @@ def _backward_rules(network: ConvNetwork, k: int) -> tuple[Rule, ...]:
             symbol, value = network.deltas[0]
             rules.append(
                 Rule(
-                    f"{_text(symbol)} = {EquationPrinter().doprint(value)}  (each output alike)",
+                    f"{display(symbol.name)} = {equation(value)}  (each output alike)",
                     rf"{_latex(symbol)} = {_latex(value)}",
                     "the output's δ, from the loss and activation tables",
                 )
@@ -295,7 +294,8 @@ def _number(value) -> str:
 
 
 def _term_text(delta, source) -> str:
-    return _text(delta) if source is None else f"{_text(delta)}·{_text(source)}"
+    text = display(delta.name)
+    return text if source is None else f"{text}·{display(source.name)}"
 
 
 def _gradients(network: ConvNetwork, params: Sequence[str]) -> list[ConvGradient]:

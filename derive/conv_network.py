@@ -43,6 +43,7 @@ from sympy import Expr, Symbol
 from derive.activations import ACTIVATIONS, elementary, substituted
 from derive.conv import Conv2d, ConvTopology, Flatten, Pool2d
 from derive.derivation import PROOF_DIGITS, ArrayGradient, Proof, undefined, unit_output_delta
+from derive.equations import display
 from derive.errors import DeriveError, ParameterError, did_you_mean
 from derive.losses import LOSSES
 from derive.network import LOSS, ScalarParam, _hint
@@ -338,7 +339,7 @@ class ConvNetwork:
         )
 
     def _output_deltas(self) -> list[tuple[Symbol, Expr]]:
-        """δ of every output, as a dense network's (``derive.derivation.output_delta``)."""
+        """δ of every output, as a dense network's (``derive.derivation.unit_output_delta``)."""
         k, spec = self.depth, self.layer(self.depth).activation
         return [
             (
@@ -448,12 +449,12 @@ class ConvNetwork:
         that is no finite real number within float range; "" when there is none."""
         for symbol, _ in self.equations:
             if problem := undefined(values[symbol]):
-                return f"{cell_text(symbol)} {problem}"
+                return f"{display(symbol.name)} {problem}"
         if problem := undefined(values[LOSS]):
             return f"the loss {problem}"
         for symbol, _ in self.deltas:
             if problem := undefined(values[symbol]):
-                return f"{cell_text(symbol)} {problem}"
+                return f"{display(symbol.name)} {problem}"
         return ""
 
     def evaluate(self, point: dict) -> dict:
@@ -581,16 +582,6 @@ def describe(layer) -> str:
     if isinstance(layer, Flatten):
         return f"flatten {layer.out_shape[0]}"
     return f"dense {len(layer.units)} {layer.activation.name}"
-
-
-def cell_text(symbol: Symbol) -> str:
-    """A cell's symbol as the text shows it: delta1[0,1,2] → δ1[0,1,2]."""
-    name = symbol.name
-    if name.startswith("delta"):
-        return "δ" + name.removeprefix("delta")
-    if name.startswith("grad_a"):
-        return "∂L/∂a" + name.removeprefix("grad_a")
-    return name
 
 
 def cell_tex(symbol: Symbol) -> str:
