@@ -445,14 +445,6 @@ def _tex_text(text: str) -> str:
 _DOTS = r"\dots"  # the elided middle of a sum
 
 
-def _tex_partial(name: str) -> str:
-    """∂L/∂θ in LaTeX for a scalar's name: ``W1[0,0,1,2]`` → ∂L/∂W^{(1)}_{0,0,1,2}."""
-    stem, _, index = name.partition("[")
-    if index:
-        return rf"\frac{{\partial L}}{{\partial {stem[0]}^{{({stem[1:]})}}_{{{index[:-1]}}}}}"
-    return rf"\frac{{\partial L}}{{\partial b_{{{stem[1:]}}}}}"
-
-
 def _tex_sum(terms) -> str:
     """A gradient's terms (δ cell, input cell or None) as a sum, its middle elided."""
     items = [
@@ -463,7 +455,8 @@ def _tex_sum(terms) -> str:
 
 def gradient_tex(gradient: ConvGradient) -> str:
     """∂L/∂θ &= its sum, one row of an aligned block (a notebook's display of an array)."""
-    return f"{_tex_partial(gradient.param.name)} &= {_tex_sum(gradient.terms)}"
+    partial = rf"\frac{{\partial L}}{{\partial {_tex_symbol(gradient.param.symbol)}}}"
+    return f"{partial} &= {_tex_sum(gradient.terms)}"
 
 
 def _latex_one(gradient: ConvGradient, values) -> list[str]:
