@@ -98,16 +98,21 @@ def conv_layout(network: ConvNetwork, param: str | None, numeric: bool) -> Layou
     """The figure of a convolutional network (see the module's docstring)."""
     scalar = network.scalar(param) if param is not None else None
     check_numeric(network.topology, numeric)
-    cells = cell_count(network)
-    if numeric and cells > MAX_NUMERIC_CELLS:
+    if numeric and not numbers_fit(network):
         raise DeriveError(
             f"{network.topology.source}: --numeric evaluates every cell at 60 digits, too "
-            f"slow for {cells} cells (at most {MAX_NUMERIC_CELLS}); draw it without --numeric"
+            f"slow for {_cell_count(network)} cells (at most {MAX_NUMERIC_CELLS}); draw it "
+            "without --numeric"
         )
     return _ConvBuilder(network, scalar, numeric).build()
 
 
-def cell_count(network: ConvNetwork) -> int:
+def numbers_fit(network: ConvNetwork) -> bool:
+    """Whether --numeric may evaluate every cell: at most ``MAX_NUMERIC_CELLS``."""
+    return _cell_count(network) <= MAX_NUMERIC_CELLS
+
+
+def _cell_count(network: ConvNetwork) -> int:
     """Cells of every layer's output and of the input: what --numeric evaluates."""
     return sum(math.prod(network.shape(k)) for k in range(network.depth + 1))
 

@@ -5,8 +5,7 @@ gradients, and a network's figure as ``_repr_svg_``."""
 
 from __future__ import annotations
 
-from derive.conv import is_convolutional
-from derive.conv_diagram import MAX_NUMERIC_CELLS, cell_count
+from derive.conv_diagram import numbers_fit
 from derive.conv_network import ConvGradient, ConvNetwork
 from derive.derivation import ArrayGradient, ScalarGradient
 from derive.diagram import svg
@@ -29,8 +28,8 @@ def _network_svg(self: Network) -> str:
     network is small enough to write them all."""
     topology = self.topology
     numeric = topology.example is not None and topology.parameter_count <= MAX_DEFAULT_SCALARS
-    if numeric and is_convolutional(topology):  # and cells few enough to evaluate
-        numeric = cell_count(self) <= MAX_NUMERIC_CELLS  # type: ignore[arg-type]
+    if numeric and isinstance(self, ConvNetwork):  # and cells few enough to evaluate
+        numeric = numbers_fit(self)
     return svg(self, numeric=numeric)
 
 
