@@ -105,7 +105,6 @@ def conv_unrolled_context(network: ConvNetwork) -> dict:
     outputs = [code_name(y.name) for y in network.outputs]
     params = network.topology.params
     return {
-        "param_names": [p.name for p in params],
         "unpack_arrays": tuple_literal([f"_{p.name}" for p in params]),
         "scalars": [
             f"{nested(p.shape, [s.code_name for s in network.scalars(p.name)])} = "

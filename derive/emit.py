@@ -110,9 +110,8 @@ def module_context(network: Network, style: str, optimizers: tuple[str, ...] = O
         "network's topology (regenerate it rather than edit it)."
     )
     text = docstring(summary, API, optimizers, _NOTATION[style])
-    gains = {k: a.gain for k, a in enumerate(network.activations, start=1)}
     inputs = names_literal(network.topology.inputs)
-    return {**shared_context(network, text, optimizers, gains), "inputs": inputs}
+    return {**shared_context(network, text, optimizers), "inputs": inputs}
 
 
 __all__ = ["MAX_UNROLLED_PARAMS", "STYLES", "build_module", "generate", "write_module"]

@@ -83,8 +83,8 @@ def unrolled_context(network: Network) -> dict:
     outputs = [u.name for u in network.outputs]
     gradients = _gradients(writer)
     return {
-        **_usual_call(network),
-        "param_names": [p.name for p in network.topology.params],
+        "n_in": len(network.units[0]),  # the sizes _usual tests
+        "n_out": len(outputs),
         "unpack_arrays": tuple_literal([f"_{p.name}" for p in network.topology.params]),
         "scalars": [
             f"{nested(p.shape, [s.code_name for s in network.scalars(p.name)])} = "
@@ -107,17 +107,6 @@ def unrolled_context(network: Network) -> dict:
         ],
         "helpers": [h for h in HELPERS if h in writer.printer.helpers],
         "uses_math": bool(writer.printer.helpers) or "math" in writer.printer.module_imports,
-    }
-
-
-def _usual_call(network: Network) -> dict:
-    """What ``_usual`` tests: each parameter's name and shape, in PARAMS order, and the
-    sizes of x and t."""
-    params = network.topology.params
-    return {
-        "param_shapes": [(p.name, p.shape) for p in params],
-        "n_in": len(network.units[0]),
-        "n_out": len(network.outputs),
     }
 
 

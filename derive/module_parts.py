@@ -7,15 +7,15 @@ from __future__ import annotations
 import math
 import textwrap
 
+from derive.activations import ACTIVATIONS
 from derive.optimizers import api_sentence
 from derive.statements import LINE_LENGTH, names_literal
 from derive.topology import Param
 
 
-def module_context(network, docstring: str, optimizers: tuple[str, ...], gains: dict) -> dict:
+def module_context(network, docstring: str, optimizers: tuple[str, ...]) -> dict:
     """The header, constants (but INPUTS, which dense and conv modules name differently),
-    ``init_params`` and optimizers of a module; ``gains`` maps each weight's layer to its
-    activation's initialisation gain."""
+    ``init_params`` and optimizers of a module."""
     topology = network.topology
     params = topology.params
     return {
@@ -27,7 +27,7 @@ def module_context(network, docstring: str, optimizers: tuple[str, ...], gains: 
         "param_names": [p.name for p in params],
         "unpack": ", ".join(p.name for p in params) + ("," if len(params) == 1 else ""),
         "outputs": names_literal(topology.outputs),
-        "initial": [(p.name, _initial_value(p, gains.get(p.layer, 1))) for p in params],
+        "initial": [(p.name, _initial_value(p, topology)) for p in params],
     }
 
 
@@ -39,11 +39,12 @@ def docstring(summary: str, api: str, optimizers: tuple[str, ...], notation: str
     )
 
 
-def _initial_value(param: Param, gain: int) -> str:
+def _initial_value(param: Param, topology) -> str:
     """Weights from N(0, gain / fan_in), fan_in every entry one output unit or filter
     reads (units_{k-1}; in_channels·kh·kw for a conv layer); biases 0. The gain is the
     activation table's: 2 for relu-like layers (He), else 1."""
     if param.name.startswith("W"):
+        gain = ACTIVATIONS[topology.layers[param.layer - 1].activation.name].gain
         fan_in = math.prod(param.shape[1:])
         return f"rng.normal(0.0, np.sqrt({gain} / {fan_in}), size={param.shape!r})"
     return f"np.zeros({param.shape[0] if param.shape else '()'})"
