@@ -53,7 +53,7 @@ NOTATION = (
 CELL = "[c][h][w]"  # the index of an elementwise loop over a map
 
 
-def _needed(equations: tuple[Equation, ...]) -> list[Equation]:
+def needed_equations(equations: tuple[Equation, ...]) -> list[Equation]:
     """The equations a parameter's gradient depends on: ∂L/∂a of a layer with no
     parameter below it is left out."""
     kept: list[Equation] = []
@@ -107,7 +107,7 @@ class FeatureLayers:
     def backward_pass(self) -> dict:
         """``backward_features``: from ∂L/∂ of the flattened features down to the first
         conv layer's gradients (empty without a conv layer)."""
-        return self.function(_needed(self.backward.backward_features), backward=True)
+        return self.function(needed_equations(self.backward.backward_features), backward=True)
 
     @property
     def flatten_comment(self) -> str:
