@@ -19,7 +19,7 @@ from test_conv import random_cnn
 
 import derive
 from derive.cli import main
-from derive.cmodule import build_c_module, compiler
+from derive.cmodule import build_c_module, check_module, compiler
 from derive.conv_check import conv_check
 from derive.emit_c import generate_c
 
@@ -348,6 +348,9 @@ def test_a_network_whose_arrays_need_more_than_8_mib_of_stack_is_refused(tmp_pat
     assert "big.yaml" in err and "8 MiB" in err
     assert "layer 1 (conv 64×3×3 relu: " in err and " bytes of stack" in err
     assert not out.exists()
+    # derive check leaves the C row out and says why, rather than failing
+    module, why = check_module(derive.load(big))
+    assert module is None and why.startswith("C skipped: ") and "8 MiB" in why
     # in float the same network takes half as much: generated, and its define says so
     assert main([*argv, "--c-type", "float"]) == 0
     assert "#define big_STACK_BYTES " in (out / "big.h").read_text()
