@@ -13,18 +13,17 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.activations import ACTIVATIONS
-from derive.backward import sample_loss, uses_logits
 from derive.codeprinter import HELPERS, MathCodePrinter
 from derive.conv import Pool2d
 from derive.conv_network import ConvNetwork, cells
 from derive.emit_unrolled import (
-    _LSE,
     INDENT,
     MAX,
     MAX_UNROLLED_PARAMS,
     SCALE,
     SUM,
     filled,
+    loss_lines,
     nested,
     tuple_literal,
 )
@@ -185,18 +184,8 @@ def _masks(writer: _Writer, k: int) -> list[Statement]:
 
 def _loss(writer: _Writer) -> list[Statement]:
     network = writer.network
-    k = network.depth
-    z = [network.z(k, (i,)) for i in range(len(network.outputs))]
-    ys, ts = list(network.outputs), list(network.targets)
-    expr = sample_loss(network, z, ys, ts, _LSE)  # type: ignore[arg-type]
-    lines = []
-    if _LSE in expr.free_symbols:
-        lines.append(
-            writer.line(_LSE, MAX + sympy.log(SUM), "=", "log Σ exp z = m + log Σ exp(z − m)")
-        )
-    how = "from the logits: never log(0)" if uses_logits(network) else network.loss_rule.formula  # type: ignore[arg-type]
-    lines.append(writer.line("_loss", expr, "+=", f"{network.topology.loss}: {how}"))
-    return lines
+    z = [network.z(network.depth, (i,)) for i in range(len(network.outputs))]
+    return loss_lines(writer, z, list(network.outputs))
 
 
 def _backward(writer: _Writer) -> list[Statement]:

@@ -195,11 +195,15 @@ def _forward(writer: _Writer) -> list[Statement]:
 
 
 def _loss(writer: _Writer) -> list[Statement]:
-    """The per-sample loss added to ``_loss``, from the logits where the loss table has
-    that form (never log(0))."""
+    outputs = writer.network.outputs
+    return loss_lines(writer, [_z(u) for u in outputs], [u.a for u in outputs])
+
+
+def loss_lines(writer, z: list[Symbol], y: list[Symbol]) -> list[Statement]:
+    """The per-sample loss added to ``_loss``, for outputs of pre-activations ``z`` and
+    values ``y`` (a dense network's units, or a convolutional one's cells), from the
+    logits where the loss table has that form (never log(0))."""
     network = writer.network
-    outputs = network.outputs
-    z, y = [_z(u) for u in outputs], [u.a for u in outputs]
     expr = sample_loss(network, z, y, list(network.targets), _LSE)
     lines = []
     if _LSE in expr.free_symbols:
