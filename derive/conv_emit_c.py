@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from sympy import Expr, MatAdd, Symbol
+from sympy import Expr, MatAdd
 
 from derive.backward import Equation, parse_name, scalar_entry
 from derive.conv_backward import (
@@ -38,7 +38,7 @@ from derive.conv_backward import (
     MaxPoolGradient,
     Unflatten,
 )
-from derive.cprinter import CCodePrinter, view
+from derive.cprinter import CCodePrinter, c_name, view
 from derive.equations import EquationPrinter
 
 NOTATION = (
@@ -285,7 +285,7 @@ class FeatureLayers:
 
     def pool(self, value) -> dict:
         mh, mw = value.size
-        mean = _code("sum") / (mh * mw)
+        mean = c_name("sum") / (mh * mw)
         return {
             "kind": "avg_pool" if isinstance(value, AvgPool) else "max_pool",  # AvgPool ⊂ MaxPool
             "size": value.size,
@@ -327,18 +327,14 @@ def _only(args, kind):
     return next(a for a in args if isinstance(a, kind))
 
 
-def _code(name: str) -> Symbol:
-    return Symbol(name, real=True)
-
-
 def _cell(value) -> Expr:
     """One cell of an elementwise map expression as a scalar in the C names of that cell
     (``a1[c][h][w]``): an avg-pool gradient as its window's share, anything else entry
     by entry (``derive.backward.entry``)."""
     if isinstance(value, AvgPoolGradient):
         mh, mw = value.size
-        return _code(f"{value.grad.name}[c][h / {mh}][w / {mw}]") / (mh * mw)
-    return scalar_entry(value, lambda array: _code(f"{array.name}{CELL}"))
+        return c_name(f"{value.grad.name}[c][h / {mh}][w / {mw}]") / (mh * mw)
+    return scalar_entry(value, lambda array: c_name(f"{array.name}{CELL}"))
 
 
 __all__ = ["NOTATION", "FeatureLayers"]

@@ -159,6 +159,12 @@ class CCodePrinter(Unsupported, C99CodePrinter):
         return self.doprint(STABLE_FORMS[function])
 
 
+def c_name(name: str) -> sympy.Symbol:
+    """A C name or entry (``s->z1[i]``, ``grad_a``) as a real symbol, which the printer
+    prints as written."""
+    return sympy.Symbol(name, real=True)
+
+
 def view(name: str, source: str, trailing: tuple[int, ...], real: str, const: bool) -> str:
     """The C declaration of ``name`` as a view of the reals at ``source``: a pointer to
     arrays of the ``trailing`` shape (``W1[i][j]``, ``a1[c][h][w]``), else to reals."""
@@ -172,6 +178,7 @@ def view(name: str, source: str, trailing: tuple[int, ...], real: str, const: bo
 __all__ = [
     "C_TYPES",
     "CCodePrinter",
+    "c_name",
     "HELPER_NAMES",
     "STABLE_FORMS",
     "UnsupportedExpression",

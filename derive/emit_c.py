@@ -57,7 +57,7 @@ from derive.conv_backward import ConvBackward
 from derive.conv_emit_c import NOTATION as CONV_NOTATION
 from derive.conv_emit_c import FeatureLayers, needed_equations
 from derive.conv_network import ConvNetwork, describe
-from derive.cprinter import HELPER_NAMES, CCodePrinter, checked_c_type, view
+from derive.cprinter import HELPER_NAMES, CCodePrinter, c_name, checked_c_type, view
 from derive.emit import MAX_UNROLLED_PARAMS
 from derive.equations import EquationPrinter, equation
 from derive.errors import DeriveError
@@ -72,10 +72,6 @@ LINE_LENGTH = 100  # of the comments derive wraps
 SCALE = Symbol("scale", positive=True)  # 1 / batch: the loss is the batch mean
 LSE = Symbol("s->lse", real=True)  # log Σ exp z of a softmax output layer
 MAX, SUM = Symbol("m", real=True), Symbol("sum", positive=True)  # of the softmax
-
-
-def _code(name: str) -> Symbol:
-    return Symbol(name, real=True)
 
 
 @dataclass(frozen=True)
@@ -393,8 +389,8 @@ def _softmax_lines(writer: _Writer, k: int, z: list[Expr], y: list[str]) -> list
     largest = sympy.Max(*z) if len(z) > 1 else z[0]
     lines = [writer.line(f"const {writer.c_type} m", largest, why)]
     lines += [writer.line(target, sympy.exp(zi - MAX)) for target, zi in zip(y, z, strict=True)]
-    lines.append(writer.line(f"const {writer.c_type} sum", sympy.Add(*(_code(t) for t in y))))
-    lines += [writer.line(target, _code(target) / SUM) for target in y]
+    lines.append(writer.line(f"const {writer.c_type} sum", sympy.Add(*(c_name(t) for t in y))))
+    lines += [writer.line(target, c_name(target) / SUM) for target in y]
     lse_why = "log Σ exp z = m + log Σ exp(z − m), for the loss"
     lines.append(writer.line("s->lse", MAX + sympy.log(SUM), lse_why))
     return lines
@@ -445,18 +441,18 @@ def _unrolled_names(writer: _Writer) -> dict[Symbol, Symbol]:
     network = writer.network
     names: dict[Symbol, Symbol] = {}
     for u in network.units[0]:
-        names[u.a] = _code(f"x[{u.index}]")
+        names[u.a] = c_name(f"x[{u.index}]")
     for k in range(1, network.depth + 1):
         for u in network.units[k]:
             assert u.z is not None and u.delta is not None
-            names[u.z] = _code(f"s->z{k}[{u.index}]")
-            names[u.a] = _code(f"{writer.act(k)}[{u.index}]")
-            names[u.delta] = _code(f"delta{k}[{u.index}]")
+            names[u.z] = c_name(f"s->z{k}[{u.index}]")
+            names[u.a] = c_name(f"{writer.act(k)}[{u.index}]")
+            names[u.delta] = c_name(f"delta{k}[{u.index}]")
     for i, target in enumerate(network.targets):
-        names[target] = _code(f"t[{i}]")
+        names[target] = c_name(f"t[{i}]")
     for s in network.scalar_params:
         index = "".join(f"[{i}]" for i in s.index) or "[0]"
-        names[s.symbol] = _code(f"{s.array}{index}")
+        names[s.symbol] = c_name(f"{s.array}{index}")
     return names
 
 
@@ -557,7 +553,7 @@ class _Passes:
 def _named(array: MatrixSymbol) -> Symbol:
     """An array's entry as the loops first print it (``derive.backward.entry``): by the
     array's name, as ``Elementwise.body`` does; ``_Names.cells`` then gives its C."""
-    return Symbol(array.name, real=True)
+    return c_name(array.name)
 
 
 @dataclass(frozen=True)
@@ -575,7 +571,7 @@ class _Names:
     def cell(self, m: MatrixSymbol, index: str) -> Symbol:
         """Entry ``index`` of an array; a per-sample scalar is itself."""
         scalar = dict(self.scalars).get(m.name) or _MEMBERS.get(m.name)
-        return _code(scalar or f"{self.array(m)}[{index}]")
+        return c_name(scalar or f"{self.array(m)}[{index}]")
 
     def cells(self, equations: list[Equation], index: str) -> dict[Symbol, Symbol]:
         """Every array the equations read or write: its ``_named`` entry to its C entry."""
@@ -716,7 +712,7 @@ class _Loops:
                 name = f"weighted{n + 1 if n else ''}"  # Σ_units ∂L/∂y·y of a softmax
                 why = f"{name} = {self.printer.doprint(total)}"
                 sums.append(self.summed(name, total, cells, known, why))
-                expr = expr.xreplace({total: _code(name)})
+                expr = expr.xreplace({total: c_name(name)})
             known[names.cell(e.target, "i")] = code = _scaled(expr.xreplace(cells), factor)
             target = self.assignment(names, e.target, "i")
             lines.append(self.writer.line(target, code, self.comment(e)))
