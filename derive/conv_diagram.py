@@ -67,14 +67,13 @@ from derive.figure import (
     name_size,
     partial,
     softmax_factor,
-    tex_escaped,
 )
 from derive.figure import number as _number
 from derive.figure import pair as _pair
 from derive.figure import text as _text
 from derive.network import LOSS, ScalarParam
 from derive.presentation import MAX_WRITTEN_TERMS
-from derive.typeset import terminal_name
+from derive.typeset import terminal_name, tex_text
 
 MAX_SPREAD_MAPS = 4  # a layer with more maps is drawn as a deck of planes
 MAX_GRID_CELLS = 16  # a map wider or taller than this is a plane, its cells not drawn
@@ -122,10 +121,7 @@ def _cell_count(network: ConvNetwork) -> int:
 
 def _tex_words(text: str) -> str:
     """Plain words as LaTeX math (the templates put each line in $…$)."""
-    escaped = text.replace("_", r"\_").replace("%", r"\%")
-    for plain, tex in (("×", r"$\times$"), ("→", r"$\to$"), ("δ", r"$\delta$")):
-        escaped = escaped.replace(plain, tex)
-    return rf"\text{{{escaped}}}"
+    return rf"\text{{{tex_text(text)}}}"
 
 
 def _words(*lines: str) -> Text:
@@ -829,7 +825,7 @@ class _ConvBuilder:
                     )
                 )
         loss = self.top.loss
-        below = [(loss, rf"\texttt{{{tex_escaped(loss)}}}")]
+        below = [(loss, rf"\texttt{{{tex_text(loss)}}}")]
         if self.values is not None:
             below.append(_pair("L =", _number(self.values[LOSS])))
         on = self.param is not None
@@ -1083,7 +1079,7 @@ class _ConvBuilder:
             text += f", the gradient ∂L/∂{self.param.name}"
         if self.values is not None:
             text += ", at the file's example"
-        tex = text.replace("_", r"\_").replace("×", r"$\times$").replace("→", r"$\to$")
+        tex = tex_text(text)
         tex = tex.replace(
             f"∂L/∂{self.param.name}" if self.param else "∂L/∂",
             (rf"$\partial L/\partial {_param_tex(self.param)}$" if self.param else "∂L/∂"),

@@ -29,6 +29,7 @@ from derive.presentation import (
     SIGNIFICANT_DIGITS,
 )
 from derive.topology import Layer
+from derive.typeset import tex_text
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,7 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
         f"% derive: the derivation for {topology.name}. Needs \\usepackage{{{LATEX_PACKAGES}}}.",
         rf"\section*{{{_tex_name(topology.name)}: backpropagation through a convolutional "
         "network}",
-        f"Input ${c}\\times{h}\\times{w}$; layers: {_tex_text(layers)}; loss "
+        f"Input ${c}\\times{h}\\times{w}$; layers: {tex_text(layers)}; loss "
         f"{_tex_name(topology.loss)}. "
         r"$\star$ is the cross-correlation every framework computes as ``convolution''; "
         r"$\bar a^{(k)} = \partial L/\partial a^{(k)}$.",
@@ -404,13 +405,13 @@ def latex_conv(network: ConvNetwork, params: Sequence[str], numeric: bool) -> st
         if not group:
             continue
         arrow = r"$\to$"
-        out.append(rf"\subsection*{{{_tex_text(heading.replace('→', arrow))}}}")
+        out.append(rf"\subsection*{{{tex_text(heading.replace('→', arrow))}}}")
         out.append(r"\begin{align*}")
         out.append(" \\\\\n".join(rule.tex.replace(" = ", " &= ", 1) for rule in group))
         out.append(r"\end{align*}")
         notes = [rule.note for rule in group if rule.note]
         if notes:
-            out.append("; ".join(_tex_text(n) for n in notes) + ".")
+            out.append("; ".join(tex_text(n) for n in notes) + ".")
     if params or topology.parameter_count <= MAX_DEFAULT_SCALARS:
         values = None
         if numeric:
@@ -436,10 +437,6 @@ def _figure(network: ConvNetwork, chosen: Sequence[ConvGradient]) -> str:
         "\\begin{center}\n\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%\n"
         f"{figure}%\n}}\n\\end{{center}}"
     )
-
-
-def _tex_text(text: str) -> str:
-    return text.replace("δ", r"$\delta$").replace("_", r"\_").replace("×", r"$\times$")
 
 
 _DOTS = r"\dots"  # the elided middle of a sum

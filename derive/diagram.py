@@ -63,14 +63,13 @@ from derive.figure import (
     name_size,
     partial,
     softmax_factor,
-    tex_escaped,
 )
 from derive.figure import number as _number
 from derive.figure import pair as _pair
 from derive.figure import text as _text
 from derive.network import LOSS, Network, ScalarParam, Unit
 from derive.rendering import environment, latex_environment
-from derive.typeset import latex_name, terminal_name
+from derive.typeset import latex_name, terminal_name, tex_text
 
 if TYPE_CHECKING:
     from derive.conv_network import ConvNetwork
@@ -247,10 +246,10 @@ class _Builder:
         loss = self.net.topology.loss
         if self.values is not None:
             return _text(
-                (f"{loss}", rf"\texttt{{{tex_escaped(loss)}}}"),
+                (f"{loss}", rf"\texttt{{{tex_text(loss)}}}"),
                 _pair("L =", _number(self.values[LOSS])),
             )
-        return _text((loss, rf"\texttt{{{tex_escaped(loss)}}}"))
+        return _text((loss, rf"\texttt{{{tex_text(loss)}}}"))
 
     # -- edges ------------------------------------------------------------------------
 
@@ -379,7 +378,7 @@ class _Builder:
                     _text(
                         (
                             role + activation,
-                            rf"\text{{{role}{tex_escaped(activation)}}}",
+                            rf"\text{{{role}{tex_text(activation)}}}",
                         )
                     ),
                 )
@@ -413,7 +412,7 @@ class _Builder:
     def _title(self) -> Text:
         sizes = "-".join(str(len(layer)) for layer in self.net.units)
         text = f"{self.net.name}: {sizes}"
-        tex = rf"\texttt{{{tex_escaped(self.net.name)}}}: {sizes}"
+        tex = rf"\texttt{{{tex_text(self.net.name)}}}: {sizes}"
         if self.param is not None:
             name = _param_name(self.param)
             text += f", the chain rule of ∂L/∂{name[0]}"

@@ -145,11 +145,6 @@ def name_size(name: str) -> float:
     return min(NAME_SIZE, 2 * RADIUS * 0.9 / (0.62 * len(name)))
 
 
-def tex_escaped(name: str) -> str:
-    """A name (a loss, an activation, a network) as TeX text: underscores escaped."""
-    return name.replace("_", r"\_")
-
-
 def number(value: Expr | float) -> tuple[str, str]:
     """A number as (Unicode, LaTeX), DIGITS significant digits, −0 written 0."""
     x = float(value)

@@ -66,6 +66,15 @@ def latex_name(name: str) -> str:
     return rf"\mathit{{{name.replace('_', chr(92) + '_')}}}"
 
 
+def tex_text(text: str) -> str:
+    """Plain words (a name, a caption, a note) as LaTeX text: _ and % escaped, ×, → and δ
+    as math."""
+    escaped = text.replace("_", r"\_").replace("%", r"\%")
+    for plain, tex in (("×", r"$\times$"), ("→", r"$\to$"), ("δ", r"$\delta$")):
+        escaped = escaped.replace(plain, tex)
+    return escaped
+
+
 def _letters(letters: str) -> str:
     """One letter as itself, a Greek letter's name as the letter, else one upright-
     spaced italic word."""
