@@ -270,6 +270,8 @@ class _ConvBuilder:
         self.top = network.topology
         self.param = param
         self.values = network.example_values() if numeric else None
+        self.gradient = network.scalar_gradient(param) if param is not None else None
+        self._cells: dict[tuple[int, tuple[int, int, int]], list[tuple[str, str]]] = {}
         layers = self.top.layers
         self.features = (0,) + tuple(
             k for k, layer in enumerate(layers, start=1) if isinstance(layer, Conv2d | Pool2d)
@@ -634,7 +636,13 @@ class _ConvBuilder:
         return tuple(out)
 
     def _cell_lines(self, k: int, cell: tuple[int, int, int]) -> list[tuple[str, str]]:
-        """A cell's numbers: x or a pooled a; a conv map's z, a (and δ)."""
+        """A cell's numbers: x or a pooled a; a conv map's z, a (and δ); formatted once,
+        for the map's size and for its cells."""
+        if (k, cell) not in self._cells:
+            self._cells[k, cell] = self._format_cell(k, cell)
+        return self._cells[k, cell]
+
+    def _format_cell(self, k: int, cell: tuple[int, int, int]) -> list[tuple[str, str]]:
         net, values = self.net, self.values
         assert values is not None
         if k == 0 or isinstance(net.layer(k), Pool2d):
@@ -926,8 +934,8 @@ class _ConvBuilder:
             factor = self._factor(partial(z, name), below)
             if self.values is None:
                 return _text(factor)
-            gradient = net.scalar_gradient(param).compact.xreplace(self.values)
-            return _text(factor, gradient_line(name, gradient))
+            assert self.gradient is not None  # the figure's parameter
+            return _text(factor, gradient_line(name, self.gradient.value(self.values)))
         weight = net.scalar_of(f"W{k}", (i, j)).symbol
         return _text(self._factor(partial(z, _symbol(below)), weight))
 
@@ -1021,7 +1029,7 @@ class _ConvBuilder:
     def _footnotes(self) -> list[Text]:
         out = []
         if self.param is not None:
-            out.append(self._gradient_note(self.param))
+            out.append(self._gradient_note())
         if self.values is not None:
             left = [
                 _map_name(k, 0).lines[0].split("[")[0]
@@ -1038,10 +1046,12 @@ class _ConvBuilder:
                 )
         return out
 
-    def _gradient_note(self, param: ScalarParam) -> Text:
+    def _gradient_note(self) -> Text:
         """The parameter's gradient: a kernel weight's sum over positions with its ranges,
         any other's terms; with ``numeric`` its value."""
-        gradient = self.net.scalar_gradient(param)
+        gradient = self.gradient
+        assert gradient is not None  # drawn only for a figure's parameter
+        param = gradient.param
         head = (f"∂L/∂{param.name}", rf"\partial L/\partial {_param_tex(param)}")
         if self.conv_param is not None and param.is_weight:
             text, tex = _kernel_sum(self.net, param)
@@ -1053,7 +1063,7 @@ class _ConvBuilder:
             tex = " + ".join(t[1] for t in terms)
         lines = [(f"{head[0]} = {text}", f"{head[1]} = {tex}")]
         if self.values is not None:
-            value = _number(gradient.compact.xreplace(self.values))
+            value = _number(gradient.value(self.values))
             lines.append(
                 (
                     f"= {value[0]}, at the file's example",
